@@ -1,0 +1,385 @@
+//! The short side-by-side report of SPEC §6: one Markdown table, `cancelable` vs tokio-util.
+//!
+//! Run it with `benches/report` (`--quick` or `REPORT_QUICK=1` for a smoke run). The criterion
+//! benches next to this file measure the same operations more carefully and with more peers;
+//! this binary exists so the README's table and a CI smoke run take under a minute, with
+//! simple `Instant` loops (median of several runs of a few ms each) and a counting allocator for
+//! the memory rows. It asserts no threshold: the "met?" column reports, CI does not gate on it.
+//! Run by `cargo test --benches` (no `--bench` argument) it does the quick version.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use cancelable_benches::{
+    Background, CountingAlloc, Heap, Timer, count_heap, machine, poll_once, time, today,
+};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+const WIDE: usize = 100_000;
+const DEEP: usize = 10_000;
+const WAITERS: usize = 10_000;
+const LIVE_SIBLINGS: usize = 1_000;
+/// Objects per memory measurement.
+const MEM_N: usize = 10_000;
+
+type Ours = cancelable::CancellationToken;
+type Tokio = tokio_util::sync::CancellationToken;
+
+/// What SPEC §6 asks of a row.
+#[derive(Clone, Copy)]
+enum Target {
+    /// tokio-util time / ours ≥ x.
+    Faster(f64),
+    /// Ours uses at most this many heap bytes.
+    MaxBytes(f64),
+    /// Ours allocates nothing (an aim, not a bar).
+    NoAlloc,
+    /// No target.
+    None,
+}
+
+enum Value {
+    Ns(f64),
+    Heap(Heap),
+}
+
+struct Row {
+    op: &'static str,
+    ours: Value,
+    tokio: Option<Value>,
+    target: Target,
+}
+
+/// Both tokens side by side: `$measure!(Type)` is expanded once for ours and once for tokio-util.
+macro_rules! both {
+    ($measure:ident) => {
+        ($measure!(Ours), $measure!(Tokio))
+    };
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench -- FILTER` runs every bench binary: stay quiet unless the filter matches us.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "report".contains(f.as_str())) {
+        return;
+    }
+    let quick = std::env::var_os("REPORT_QUICK").is_some_and(|v| v != "0")
+        || args.iter().any(|a| a == "--quick")
+        || !args.iter().any(|a| a == "--bench"); // `cargo test` runs benches without `--bench`
+    let timer = if quick {
+        Timer {
+            runs: 3,
+            run_time: Duration::from_millis(1),
+        }
+    } else {
+        Timer {
+            runs: 21,
+            run_time: Duration::from_millis(10),
+        }
+    };
+
+    let mut rows = Vec::new();
+    let mut push = |op, (ours, tokio): (f64, f64), target| {
+        rows.push(Row {
+            op,
+            ours: Value::Ns(ours),
+            tokio: Some(Value::Ns(tokio)),
+            target,
+        });
+    };
+
+    macro_rules! is_cancelled {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+        }};
+    }
+    push(
+        "`is_cancelled`, one thread",
+        both!(is_cancelled),
+        Target::Faster(10.0),
+    );
+
+    macro_rules! is_cancelled_contended {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            let other = t.clone();
+            let _bg = Background::spawn(move || _ = black_box(other.is_cancelled()));
+            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+        }};
+    }
+    push(
+        "`is_cancelled`, 2 threads on one token",
+        both!(is_cancelled_contended),
+        Target::Faster(10.0),
+    );
+
+    macro_rules! is_cancelled_churn {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            let parent = t.clone();
+            let _bg = Background::spawn(move || drop(black_box(parent.child_token())));
+            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+        }};
+    }
+    push(
+        "`is_cancelled` while another thread churns children",
+        both!(is_cancelled_churn),
+        Target::Faster(10.0),
+    );
+
+    macro_rules! clone_drop {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            timer.ns_per_op(|k| (0..k).for_each(|_| drop(black_box(t.clone()))))
+        }};
+    }
+    push("`clone` + drop", both!(clone_drop), Target::Faster(3.0));
+
+    macro_rules! child_create_drop {
+        ($t:ty, $live:expr) => {{
+            let t = <$t>::new();
+            let _kept: Vec<_> = (0..$live).map(|_| t.child_token()).collect();
+            timer.ns_per_op(|k| (0..k).for_each(|_| drop(black_box(t.child_token()))))
+        }};
+        ($t:ty) => {
+            child_create_drop!($t, 0)
+        };
+    }
+    push(
+        "child create + drop, empty parent",
+        both!(child_create_drop),
+        Target::Faster(2.0),
+    );
+    macro_rules! child_create_drop_busy {
+        ($t:ty) => {
+            child_create_drop!($t, LIVE_SIBLINGS)
+        };
+    }
+    push(
+        "child create + drop, parent with 1,000 live children",
+        both!(child_create_drop_busy),
+        Target::Faster(2.0),
+    );
+
+    macro_rules! cancel_wide {
+        ($t:ty) => {
+            timer.ns_per_element(WIDE, || {
+                let root = <$t>::new();
+                let kids: Vec<_> = (0..WIDE).map(|_| root.child_token()).collect();
+                let dt = time(|| root.cancel());
+                drop(kids);
+                dt
+            })
+        };
+    }
+    push(
+        "`cancel` 100,000-wide tree, per node",
+        both!(cancel_wide),
+        Target::Faster(2.0),
+    );
+
+    macro_rules! cancel_deep {
+        ($t:ty) => {
+            timer.ns_per_element(DEEP, || {
+                let mut chain = vec![<$t>::new()];
+                for _ in 1..DEEP {
+                    let next = chain.last().unwrap().child_token();
+                    chain.push(next);
+                }
+                time(|| chain[0].cancel())
+            })
+        };
+    }
+    push(
+        "`cancel` 10,000-deep chain, per node",
+        both!(cancel_deep),
+        Target::Faster(2.0),
+    );
+
+    macro_rules! cancel_waiters {
+        ($t:ty) => {
+            timer.ns_per_element(WAITERS, || {
+                let t = <$t>::new();
+                let mut waiters: Vec<_> = (0..WAITERS).map(|_| Box::pin(t.cancelled())).collect();
+                waiters
+                    .iter_mut()
+                    .for_each(|w| assert!(poll_once(w.as_mut()).is_pending()));
+                time(|| t.cancel())
+            })
+        };
+    }
+    push(
+        "`cancel` with 10,000 pending waiters, per waiter",
+        both!(cancel_waiters),
+        Target::Faster(1.0),
+    );
+
+    macro_rules! cancelled_round_trip {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            timer.ns_per_op(|k| {
+                (0..k).for_each(|_| _ = black_box(poll_once(pin!(black_box(&t).cancelled()))))
+            })
+        }};
+    }
+    push(
+        "`cancelled()` create + first poll + drop",
+        both!(cancelled_round_trip),
+        Target::None,
+    );
+
+    let t = Ours::new();
+    let ns =
+        timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(t.on_cancel(|_| {}).unregister())));
+    rows.push(Row {
+        op: "`on_cancel` register + `unregister`",
+        ours: Value::Ns(ns),
+        tokio: None,
+        target: Target::None,
+    });
+    let parents: Vec<_> = (0..4).map(|_| Ours::new()).collect();
+    let ns = timer.ns_per_op(|k| (0..k).for_each(|_| drop(black_box(Ours::any_of(&parents)))));
+    rows.push(Row {
+        op: "`any_of` 4 parents, create + drop",
+        ours: Value::Ns(ns),
+        tokio: None,
+        target: Target::None,
+    });
+
+    // Memory: the heap each idle object holds, averaged over MEM_N of them.
+    macro_rules! child_heap {
+        ($t:ty) => {{
+            let root = <$t>::new();
+            let mut kids = Vec::with_capacity(MEM_N);
+            count_heap(MEM_N, || {
+                kids.extend((0..MEM_N).map(|_| root.child_token()))
+            })
+        }};
+    }
+    let (ours, tokio) = both!(child_heap);
+    rows.push(Row {
+        op: "heap per idle child token",
+        ours: Value::Heap(ours),
+        tokio: Some(Value::Heap(tokio)),
+        target: Target::MaxBytes(64.0),
+    });
+    macro_rules! waiter_heap {
+        ($t:ty) => {{
+            let t = <$t>::new();
+            waiter_heap(|| t.cancelled())
+        }};
+    }
+    let (ours, tokio) = both!(waiter_heap);
+    rows.push(Row {
+        op: "heap per pending `cancelled()` waiter",
+        ours: Value::Heap(ours),
+        tokio: Some(Value::Heap(tokio)),
+        target: Target::NoAlloc,
+    });
+    let t = Ours::new();
+    let mut callbacks = Vec::with_capacity(MEM_N);
+    let ours = count_heap(MEM_N, || {
+        callbacks.extend((0..MEM_N).map(|_| t.on_cancel(|_| {})))
+    });
+    drop(callbacks);
+    rows.push(Row {
+        op: "heap per `on_cancel` registration",
+        ours: Value::Heap(ours),
+        tokio: None,
+        target: Target::None,
+    });
+
+    print_report(&rows, quick);
+}
+
+/// Heap held by the token per pending waiter: `MEM_N` futures from `make`, each polled once,
+/// minus the `Box` that pins each future (that memory is the future itself, which a task keeps
+/// inline in its own state).
+fn waiter_heap<F: Future>(mut make: impl FnMut() -> F) -> Heap {
+    let mut waiters: Vec<Pin<Box<F>>> = Vec::with_capacity(MEM_N);
+    let heap = count_heap(MEM_N, || {
+        for _ in 0..MEM_N {
+            let mut w = Box::pin(make());
+            assert!(poll_once(w.as_mut()).is_pending());
+            waiters.push(w);
+        }
+    });
+    Heap {
+        bytes: heap.bytes - size_of::<F>() as f64,
+        allocs: heap.allocs - 1.0,
+    }
+}
+
+fn print_report(rows: &[Row], quick: bool) {
+    println!("## cancelable vs tokio-util");
+    println!();
+    println!(
+        "{} · {} · tokio-util 0.7 · {} run{}",
+        today(),
+        machine(),
+        if quick { "quick" } else { "full" },
+        if quick { " (smoke, noisy)" } else { "" }
+    );
+    println!();
+    println!(
+        "| operation | cancelable | tokio-util | ratio (tokio-util / ours) | target (SPEC §6) | met? |"
+    );
+    println!("|---|---:|---:|---:|---|---|");
+    for row in rows {
+        let ratio = match (&row.ours, &row.tokio) {
+            (Value::Ns(o), Some(Value::Ns(t))) => Some(t / o),
+            (Value::Heap(o), Some(Value::Heap(t))) if o.bytes > 0.5 => Some(t.bytes / o.bytes),
+            _ => None,
+        };
+        let (target, met) = match row.target {
+            Target::Faster(x) if x <= 1.0 => ("no slower".to_owned(), ratio.map(|r| r >= x)),
+            Target::Faster(x) => (format!("≥{x}× faster"), ratio.map(|r| r >= x)),
+            Target::MaxBytes(b) => (format!("≤{b} B"), heap(&row.ours).map(|h| h.bytes <= b)),
+            Target::NoAlloc => (
+                "0 allocations (aim)".to_owned(),
+                heap(&row.ours).map(|h| h.allocs < 0.01),
+            ),
+            Target::None => ("—".to_owned(), None),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.op,
+            show(&row.ours),
+            row.tokio.as_ref().map_or("n/a".to_owned(), show),
+            ratio.map_or("—".to_owned(), |r| format!("{r:.1}×")),
+            target,
+            match met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "—",
+            }
+        );
+    }
+    println!();
+    println!(
+        "Times are medians per operation (per node or waiter where stated); heap is requested bytes \
+         still held per object, amortized over {MEM_N} (a parent's child list included), and allocator calls per object."
+    );
+}
+
+fn heap(v: &Value) -> Option<Heap> {
+    match v {
+        Value::Heap(h) => Some(*h),
+        Value::Ns(_) => None,
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Ns(ns) if *ns < 10.0 => format!("{ns:.2} ns"),
+        Value::Ns(ns) if *ns < 1000.0 => format!("{ns:.1} ns"),
+        Value::Ns(ns) => format!("{:.2} µs", ns / 1000.0),
+        Value::Heap(h) => format!("{:.0} B, {:.2} allocs", h.bytes, h.allocs),
+    }
+}
