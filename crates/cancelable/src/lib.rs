@@ -1,1 +1,98 @@
+//! Structured cancelation for async Rust, on every executor and without `std`.
+//!
+//! A [`CancellationToken`] is a handle to a node of a cancelation tree. Cancelling a node stops
+//! everything below it (children, their children, tokens linked to it with
+//! [`any_of`](CancellationToken::any_of)) and tells them why, with a [`CancelReason`]. Checking a
+//! token is one atomic load; waiting for one works on any executor, in a blocking thread, or in a
+//! `no_std` firmware loop. The API is a superset of `tokio_util::sync::CancellationToken`,
+//! without tokio.
+//!
+//! ```
+//! use cancelable::{CancelKind, CancelReason, CancellationToken, FutureExt};
+//! use futures_lite::future;
+//!
+//! let server = CancellationToken::new();
+//! let request = server.child_token();
+//!
+//! // Work that stops when its token is cancelled, on whatever executor polls it.
+//! let work = future::pending::<()>().cancelable(&request);
+//!
+//! // A callback runs on the cancelling thread, with the reason.
+//! let _log = request.on_cancel(|reason| println!("request stopped: {reason}"));
+//!
+//! server.cancel_with(CancelReason::shutdown().with_message("deploy"));
+//!
+//! let err = future::block_on(work).unwrap_err();
+//! assert_eq!(err.reason().kind(), CancelKind::Shutdown);
+//! assert_eq!(err.to_string(), "operation cancelled (shutdown: deploy)");
+//! ```
+//!
+//! # What is in the box
+//!
+//! * [`CancellationToken`]: `child_token`, `cancel`/`cancel_with`, `is_cancelled`, `reason`,
+//!   `check`, `cancelled()` futures, `run_until_cancelled`, `on_cancel` callbacks, `any_of`
+//!   (multi-parent) tokens, drop guards, and with `std` blocking waits and a panic guard.
+//! * [`CancelReason`] and [`CancelKind`]: why a token was cancelled; descendants inherit it.
+//! * [`Cancelled`]: the error type, for `?`.
+//! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
+//!   and `.take_until_cancelled(&token)` for any future or stream.
+//!
+//! # Guarantees
+//!
+//! 1. Cancelation reaches every live descendant and never goes up. When `cancel` returns, the
+//!    descendants report `is_cancelled()` and their callbacks have run (parts of the tree that a
+//!    concurrent `cancel` reached first are finished by that call).
+//! 2. Descendants carry the reason of the ancestor whose cancelation reached them; the first
+//!    reason wins.
+//! 3. A token observed cancelled has its reason, and its ancestors on the cancelling path are
+//!    observed cancelled too.
+//! 4. A child of a cancelled token is born cancelled.
+//! 5. No lost wake-ups: a `cancelled()` future resolves whenever it is created or polled.
+//! 6. Dropping a token's last handle unlinks it in O(1) and never cancels it.
+//! 7. Nothing recurses: chains of a million tokens are created, cancelled and dropped safely.
+//! 8. With `std`, a panicking callback does not stop the others; its panic resumes afterwards.
+//! 9. No lock is held while callbacks run or wakers are woken; `is_cancelled`, `reason`,
+//!    `clone` and dropping a handle that is not the last take no lock.
+//!
+//! # Features
+//!
+//! | feature            | default | what it does                                                   |
+//! |--------------------|---------|----------------------------------------------------------------|
+//! | `std`              | yes     | [`wait_blocking`](CancellationToken::wait_blocking), [`wait_blocking_timeout`](CancellationToken::wait_blocking_timeout), [`PanicGuard`], panic isolation of callbacks, `parking_lot` locks that park instead of spinning. Without it the crate is `no_std` + `alloc`: node locks spin (they guard a few pointer writes) and a panicking callback unwinds out of `cancel` at once. |
+//! | `critical-section` | no      | Hold node locks inside a [`critical-section`](https://docs.rs/critical-section) and let `event-listener` use one too. Enable it on targets where an interrupt handler may touch tokens: a spin lock taken by the interrupted code would otherwise never be released. You must provide a critical-section implementation. |
+//! | `portable-atomic`  | no      | Take atomics (and `Arc`) from `portable-atomic`, for targets without native compare-and-swap such as `thumbv6m`. Combine with `critical-section` there. |
+//! | `serde`            | no      | `Serialize`/`Deserialize` for [`CancelKind`] (snake case) and [`CancelReason`] (`{"kind", "message"}`). |
+//!
+//! With `default-features = false` the crate builds for bare-metal targets such as
+//! `thumbv7em-none-eabihf`; bring an allocator and any executor.
 #![no_std]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod callback;
+mod ext;
+mod guard;
+mod reason;
+mod sync;
+mod token;
+mod tree;
+mod wait;
+
+pub use callback::CancelCallback;
+pub use ext::{
+    Cancelable, FutureExt, StreamExt, TakeUntilCancelled, WithCancellationTokenFuture,
+    WithCancellationTokenFutureOwned,
+};
+#[cfg(feature = "std")]
+pub use guard::PanicGuard;
+pub use guard::{DropGuard, DropGuardRef};
+pub use reason::{CancelKind, CancelReason, Cancelled};
+pub use token::CancellationToken;
+pub use wait::{
+    RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
+    WaitForCancellationFutureOwned,
+};

@@ -1,0 +1,246 @@
+//! Adapters that bind a future or a stream to a token.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::reason::Cancelled;
+use crate::token::CancellationToken;
+use crate::wait::{Waiter, race};
+
+/// Cancelation for any future.
+///
+/// ```
+/// use cancelable::{CancelKind, CancellationToken, FutureExt};
+/// use futures_lite::future;
+///
+/// let token = CancellationToken::new();
+/// assert_eq!(future::block_on(async { 1 }.cancelable(&token)), Ok(1));
+///
+/// token.cancel_with(CancelKind::Shutdown);
+/// let err = future::block_on(future::pending::<()>().cancelable(&token)).unwrap_err();
+/// assert_eq!(err.reason().kind(), CancelKind::Shutdown);
+/// assert_eq!(future::block_on(async { 1 }.with_cancellation_token(&token)), None);
+/// ```
+pub trait FutureExt: Future + Sized {
+    /// Runs the future until it finishes (`Ok`) or `token` is cancelled (`Err` with the
+    /// reason). At cancelation the inner future is dropped at once, on the poll that sees it,
+    /// so its resources are released even if the caller keeps the wrapper around.
+    fn cancelable(self, token: &CancellationToken) -> Cancelable<Self> {
+        Cancelable {
+            token: token.clone(),
+            waiter: Waiter::default(),
+            future: Some(self),
+        }
+    }
+
+    /// tokio-util's name: `Some(output)` if the future finishes first, `None` if `token` is
+    /// cancelled first (an already cancelled token gives `None` without polling the future).
+    fn with_cancellation_token(
+        self,
+        token: &CancellationToken,
+    ) -> WithCancellationTokenFuture<'_, Self> {
+        WithCancellationTokenFuture {
+            token,
+            waiter: Waiter::default(),
+            future: self,
+        }
+    }
+
+    /// Like [`with_cancellation_token`](FutureExt::with_cancellation_token), owning the token.
+    fn with_cancellation_token_owned(
+        self,
+        token: CancellationToken,
+    ) -> WithCancellationTokenFutureOwned<Self> {
+        WithCancellationTokenFutureOwned {
+            token,
+            waiter: Waiter::default(),
+            future: self,
+        }
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+pin_project! {
+    /// The future of [`FutureExt::cancelable`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Cancelable<F> {
+        token: CancellationToken,
+        waiter: Waiter,
+        #[pin]
+        future: Option<F>,
+    }
+}
+
+impl<F: Future> Future for Cancelable<F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`Cancelable` polled after completion");
+        };
+        match race(this.token.node(), this.waiter, future, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                this.future.set(None);
+                Poll::Ready(result.ok_or_else(|| this.token.cancelled_error()))
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Cancelable<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancelable")
+            .field("token", &self.token)
+            .field("finished", &self.future.is_none())
+            .finish()
+    }
+}
+
+pin_project! {
+    /// The future of [`FutureExt::with_cancellation_token`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithCancellationTokenFuture<'a, F> {
+        token: &'a CancellationToken,
+        waiter: Waiter,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for WithCancellationTokenFuture<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        race(this.token.node(), this.waiter, this.future, cx)
+    }
+}
+
+impl<F> fmt::Debug for WithCancellationTokenFuture<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancellationTokenFuture")
+            .field("token", self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future of [`FutureExt::with_cancellation_token_owned`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithCancellationTokenFutureOwned<F> {
+        token: CancellationToken,
+        waiter: Waiter,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for WithCancellationTokenFutureOwned<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        race(this.token.node(), this.waiter, this.future, cx)
+    }
+}
+
+impl<F> fmt::Debug for WithCancellationTokenFutureOwned<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancellationTokenFutureOwned")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancelation for any [`Stream`].
+///
+/// ```
+/// use cancelable::{CancellationToken, StreamExt as _};
+/// use futures_lite::{StreamExt, future, stream};
+///
+/// let token = CancellationToken::new();
+/// let mut numbers = stream::iter(1..).take_until_cancelled(&token);
+/// future::block_on(async {
+///     assert_eq!(numbers.next().await, Some(1));
+///     token.cancel();
+///     assert_eq!(numbers.next().await, None);
+/// });
+/// ```
+pub trait StreamExt: Stream + Sized {
+    /// Yields the stream's items until `token` is cancelled, then ends (and drops the stream).
+    /// The token is checked before every item, so a stream that is always ready still stops.
+    fn take_until_cancelled(self, token: &CancellationToken) -> TakeUntilCancelled<Self> {
+        TakeUntilCancelled {
+            token: token.clone(),
+            waiter: Waiter::default(),
+            stream: Some(self),
+        }
+    }
+}
+
+impl<S: Stream> StreamExt for S {}
+
+pin_project! {
+    /// The stream of [`StreamExt::take_until_cancelled`].
+    #[must_use = "streams do nothing unless polled"]
+    pub struct TakeUntilCancelled<S> {
+        token: CancellationToken,
+        waiter: Waiter,
+        #[pin]
+        stream: Option<S>,
+    }
+}
+
+impl<S: Stream> Stream for TakeUntilCancelled<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        let Some(stream) = this.stream.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        let node = this.token.node();
+        let next = if node.is_cancelled() {
+            Poll::Ready(None)
+        } else {
+            match stream.poll_next(cx) {
+                Poll::Ready(item) => Poll::Ready(item),
+                Poll::Pending => this.waiter.poll(node, cx).map(|()| None),
+            }
+        };
+        if let Poll::Ready(None) = next {
+            this.stream.set(None);
+        }
+        next
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.stream {
+            Some(stream) => (0, stream.size_hint().1),
+            None => (0, Some(0)),
+        }
+    }
+}
+
+impl<S: Stream> FusedStream for TakeUntilCancelled<S> {
+    fn is_terminated(&self) -> bool {
+        self.stream.is_none()
+    }
+}
+
+impl<S> fmt::Debug for TakeUntilCancelled<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TakeUntilCancelled")
+            .field("token", &self.token)
+            .field("finished", &self.stream.is_none())
+            .finish()
+    }
+}

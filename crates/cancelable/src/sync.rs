@@ -1,0 +1,201 @@
+//! The one place that chooses synchronisation primitives.
+//!
+//! The tree algorithm in `tree.rs` is written once against this module and model-checked as is:
+//!
+//! | build                       | atomics               | node lock                               |
+//! |-----------------------------|-----------------------|-----------------------------------------|
+//! | `--cfg loom`                | `loom`                | spin lock on a loom atomic (loom yields) |
+//! | `std` (default)             | `core`                | `parking_lot::RawMutex` (1 byte, parks)  |
+//! | `critical-section`          | `core` / portable     | spin lock inside a critical section      |
+//! | `no_std`                    | `core` / portable     | spin lock                                |
+//!
+//! The lock guards only a few pointer writes (list links), never user code, so a spin lock is
+//! enough where nothing can park; the `critical-section` variant also keeps an interrupt handler on
+//! the same core from spinning forever on a lock its own core holds.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering, fence};
+
+#[cfg(all(not(loom), feature = "portable-atomic"))]
+pub(crate) use portable_atomic::{AtomicUsize, Ordering, fence};
+
+#[cfg(all(not(loom), not(feature = "portable-atomic")))]
+pub(crate) use core::sync::atomic::{AtomicUsize, Ordering, fence};
+
+#[cfg(feature = "portable-atomic")]
+pub(crate) use portable_atomic_util::Arc;
+
+#[cfg(not(feature = "portable-atomic"))]
+pub(crate) use alloc::sync::Arc;
+
+/// A cell whose accesses are protected by a lock the caller holds.
+///
+/// Under loom this is loom's `UnsafeCell`, so a missing lock shows up as a data race in the
+/// models instead of going unnoticed.
+pub(crate) struct LockedCell<T> {
+    #[cfg(loom)]
+    inner: loom::cell::UnsafeCell<T>,
+    #[cfg(not(loom))]
+    inner: core::cell::UnsafeCell<T>,
+}
+
+impl<T: Copy> LockedCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(loom)]
+            inner: loom::cell::UnsafeCell::new(value),
+            #[cfg(not(loom))]
+            inner: core::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// # Safety
+    /// The caller holds the lock that protects this cell, or has exclusive access.
+    pub(crate) unsafe fn get(&self) -> T {
+        #[cfg(loom)]
+        // SAFETY: forwarded to the caller: no concurrent writer.
+        return self.inner.with(|p| unsafe { *p });
+        #[cfg(not(loom))]
+        // SAFETY: forwarded to the caller: no concurrent writer.
+        unsafe {
+            *self.inner.get()
+        }
+    }
+
+    /// # Safety
+    /// The caller holds the lock that protects this cell, or has exclusive access.
+    pub(crate) unsafe fn set(&self, value: T) {
+        #[cfg(loom)]
+        // SAFETY: forwarded to the caller: no concurrent reader or writer.
+        self.inner.with_mut(|p| unsafe { *p = value });
+        #[cfg(not(loom))]
+        // SAFETY: forwarded to the caller: no concurrent reader or writer.
+        unsafe {
+            *self.inner.get() = value
+        }
+    }
+}
+
+/// A mutual-exclusion lock without data: it guards the intrusive lists of one node.
+pub(crate) struct RawLock {
+    #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+    inner: parking_lot::RawMutex,
+    #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+    inner: spin::SpinLock,
+}
+
+/// Proof that the lock is held; unlocks on drop.
+pub(crate) struct LockGuard<'a> {
+    lock: &'a RawLock,
+    #[cfg(all(feature = "critical-section", not(loom)))]
+    restore: critical_section::RestoreState,
+}
+
+impl RawLock {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+            inner: <parking_lot::RawMutex as parking_lot::lock_api::RawMutex>::INIT,
+            #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+            inner: spin::SpinLock::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> LockGuard<'_> {
+        #[cfg(all(feature = "critical-section", not(loom)))]
+        // SAFETY: the matching `release` runs in `LockGuard::drop`, in LIFO order with any
+        // other critical section because the guard borrows the lock for its whole life.
+        let restore = unsafe { critical_section::acquire() };
+        #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+        parking_lot::lock_api::RawMutex::lock(&self.inner);
+        #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+        self.inner.lock();
+        LockGuard {
+            lock: self,
+            #[cfg(all(feature = "critical-section", not(loom)))]
+            restore,
+        }
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+        // SAFETY: the guard exists only while this thread holds the lock.
+        unsafe {
+            parking_lot::lock_api::RawMutex::unlock(&self.lock.inner)
+        };
+        #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+        self.lock.inner.unlock();
+        #[cfg(all(feature = "critical-section", not(loom)))]
+        // SAFETY: `restore` came from the `acquire` in `RawLock::lock` for this guard.
+        unsafe {
+            critical_section::release(self.restore)
+        };
+    }
+}
+
+#[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+mod spin {
+    #[cfg(all(not(loom), not(feature = "portable-atomic")))]
+    use core::sync::atomic::AtomicBool;
+    #[cfg(loom)]
+    use loom::sync::atomic::AtomicBool;
+    #[cfg(all(not(loom), feature = "portable-atomic"))]
+    use portable_atomic::AtomicBool;
+
+    use super::Ordering;
+
+    pub(crate) struct SpinLock(AtomicBool);
+
+    impl SpinLock {
+        pub(crate) fn new() -> Self {
+            Self(AtomicBool::new(false))
+        }
+
+        pub(crate) fn lock(&self) {
+            while self
+                .0
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                while self.0.load(Ordering::Relaxed) {
+                    #[cfg(loom)]
+                    loom::thread::yield_now();
+                    #[cfg(not(loom))]
+                    core::hint::spin_loop();
+                }
+            }
+        }
+
+        pub(crate) fn unlock(&self) {
+            self.0.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Runs `f`, catching a panic where `std` can; returns the panic payload.
+#[cfg(feature = "std")]
+pub(crate) fn catch<F: FnOnce()>(f: F) -> Option<std::boxed::Box<dyn core::any::Any + Send>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).err()
+}
+
+/// Without `std` a panic cannot be caught: it unwinds (or aborts) out of `cancel` as it is.
+#[cfg(not(feature = "std"))]
+pub(crate) fn catch<F: FnOnce()>(f: F) -> Option<core::convert::Infallible> {
+    f();
+    None
+}
+
+/// Resumes a panic caught by [`catch`].
+#[cfg(feature = "std")]
+pub(crate) fn resume(payload: std::boxed::Box<dyn core::any::Any + Send>) -> ! {
+    std::panic::resume_unwind(payload)
+}
+
+#[cfg(not(feature = "std"))]
+pub(crate) fn resume(payload: core::convert::Infallible) -> ! {
+    match payload {}
+}

@@ -1,0 +1,819 @@
+//! The cancelation tree: nodes, their lists, and the walk that cancels a subtree.
+//!
+//! Everything that touches raw pointers lives here; `token.rs`, `wait.rs` and `callback.rs` use
+//! the small safe surface of [`NodeRef`], [`Node`] and the callback registration functions.
+//!
+//! # Layout
+//!
+//! A [`Node`] is 64 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
+//! head of its list, a lazily allocated [`Event`] for waiters, its parent pointer and its own
+//! position in the parent's list. A node's *list* holds three kinds of entries, told apart by the
+//! tag of the pointer that leads to them ([`LinkPtr`]):
+//!
+//! * `CHILD`: a child node, linked through its embedded `sib` link;
+//! * `UPLINK`: a heap [`Uplink`] that ties an [`any_of`](NodeRef::any_of) node to this parent;
+//! * `CALLBACK`: a heap [`CallbackHeader`] registered by `on_cancel`.
+//!
+//! The state word holds two flags in bits 0–1 (`HAS_ENTRIES`, `HAS_WAITERS`) and, once the node
+//! is cancelled, a [`PackedReason`] in the bits above. "Cancelled" is "the reason bits are
+//! non-zero", so `is_cancelled` is one `Acquire` load and the reason is published by the same
+//! compare-and-swap that cancels.
+//!
+//! # Invariants
+//!
+//! 1. The reason bits of `state` are written once, by the CAS that cancels the node, and stay until
+//!    the node is freed. Flags only ever get set.
+//! 2. A node's list, and the `prev`/`next` links of every entry in it, are read and written only
+//!    under that node's lock. No code path holds two node locks at once.
+//! 3. An entry is *committed* to a live node's list when it is linked under the lock and the node's
+//!    state was seen with `HAS_ENTRIES` and without a reason, after the link. The walker that
+//!    cancels the node saw `HAS_ENTRIES` in the state it replaced, so it takes the lock after the
+//!    committer released it and finds the entry. An entry that cannot be committed is unlinked
+//!    before the lock is released, so no walker ever sees it; its owner handles the cancelation.
+//! 4. A child holds a reference on its parent; an `any_of` node on each of its parents; a
+//!    callback handle, an owned future and a borrowed one (through a token) on their node. So a
+//!    node whose count reached zero has nothing left in its list, and nothing can wait on it.
+//! 5. A node is freed only after it has left its parents' lists, under their locks. So a node
+//!    reached through a list, under the list owner's lock, is valid memory.
+//! 6. The walker takes a reference before it leaves a parent's lock holding a child it still has to
+//!    visit. A child whose count is already zero is dying and, by 4, has nothing to visit.
+//! 7. Waiters set `HAS_WAITERS` with a read-modify-write *after* they started listening; the walker
+//!    notifies exactly when the state it replaced had the flag. Both are RMWs on one word, so one
+//!    of them sees the other: no lost wake-up.
+//! 8. No lock is held while callbacks run or wakers are woken.
+//! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and dropping the
+//!    last reference of a chain of nodes loops up the chain.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::mem::offset_of;
+use core::ptr::{self, NonNull};
+
+use event_listener::Event;
+
+use crate::reason::{CancelReason, PackedReason, REASON_MASK};
+use crate::sync::{AtomicUsize, LockedCell, Ordering, RawLock, fence};
+
+/// The node's list is, or was once, non-empty. Sticky: it is never cleared.
+const HAS_ENTRIES: usize = 0b01;
+/// Someone waits on the node's event. Sticky.
+const HAS_WAITERS: usize = 0b10;
+
+/// Value of `Node::parent` for a root (and for a child born cancelled).
+const NO_PARENT: usize = 0;
+/// Value of `Node::parent` for the node of a [`Linked`] (an `any_of` node).
+const LINKED: usize = 1;
+
+/// Beyond this many references a count could overflow; like `Arc`, refuse.
+const MAX_REFS: usize = isize::MAX as usize;
+
+/// One node of the tree. See the module docs for the layout and the invariants.
+#[repr(C)]
+pub(crate) struct Node {
+    state: AtomicUsize,
+    refs: AtomicUsize,
+    lock: RawLock,
+    /// First entry of this node's list (invariant 2).
+    head: LockedCell<LinkPtr>,
+    /// Waiters of `cancelled()` and the blocking waits; allocates on first listen.
+    event: Event,
+    /// `NO_PARENT`, `LINKED`, or a pointer to the parent node. Written only while the node is
+    /// private to one thread (creation, and freeing by 4).
+    parent: LockedCell<usize>,
+    /// This node's place in its parent's list, guarded by the parent's lock.
+    sib: Link,
+}
+
+/// An `any_of` node: a [`Node`] plus the chain of its up-links, one per parent.
+#[repr(C)]
+struct Linked {
+    node: Node,
+    /// Written while the node is being built by one thread, read when it is freed.
+    uplinks: LockedCell<*mut Uplink>,
+}
+
+/// The entry of an `any_of` node in one parent's list.
+#[repr(C)]
+struct Uplink {
+    link: Link,
+    parent: NonNull<Node>,
+    child: NonNull<Node>,
+    next_up: *mut Uplink,
+}
+
+/// A doubly linked list link; the pointers are guarded by the lock of the list's owner.
+pub(crate) struct Link {
+    prev: LockedCell<LinkPtr>,
+    next: LockedCell<LinkPtr>,
+}
+
+impl Link {
+    pub(crate) fn new() -> Self {
+        Link {
+            prev: LockedCell::new(LinkPtr::NULL),
+            next: LockedCell::new(LinkPtr::NULL),
+        }
+    }
+}
+
+/// A pointer to a [`Link`] with the kind of its entry in the two low bits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct LinkPtr(usize);
+
+const KIND_CHILD: usize = 0;
+const KIND_UPLINK: usize = 1;
+const KIND_CALLBACK: usize = 2;
+const KIND_MASK: usize = 0b11;
+
+impl LinkPtr {
+    const NULL: LinkPtr = LinkPtr(0);
+
+    fn new(link: *const Link, kind: usize) -> Self {
+        debug_assert_eq!(link as usize & KIND_MASK, 0);
+        LinkPtr(link as usize | kind)
+    }
+
+    fn is_null(self) -> bool {
+        self.0 & !KIND_MASK == 0
+    }
+
+    fn kind(self) -> usize {
+        self.0 & KIND_MASK
+    }
+
+    fn link(self) -> *const Link {
+        (self.0 & !KIND_MASK) as *const Link
+    }
+}
+
+/// Links `entry` at the front of the list starting at `head`.
+///
+/// # Safety
+/// The caller holds the lock of the list's owner; `entry` is valid and in no list.
+unsafe fn push_front(head: &LockedCell<LinkPtr>, entry: LinkPtr) {
+    // SAFETY: the lock is held (caller), so the links of the list and of `entry` are ours.
+    unsafe {
+        let first = head.get();
+        let link = &*entry.link();
+        link.prev.set(LinkPtr::NULL);
+        link.next.set(first);
+        if !first.is_null() {
+            (*first.link()).prev.set(entry);
+        }
+        head.set(entry);
+    }
+}
+
+/// Removes `entry` from the list starting at `head`.
+///
+/// # Safety
+/// The caller holds the lock of the list's owner; `entry` is in that list.
+unsafe fn unlink(head: &LockedCell<LinkPtr>, entry: LinkPtr) {
+    // SAFETY: the lock is held (caller), and every entry of the list is valid (invariant 5).
+    unsafe {
+        let link = &*entry.link();
+        let prev = link.prev.get();
+        let next = link.next.get();
+        if prev.is_null() {
+            head.set(next);
+        } else {
+            (*prev.link()).next.set(next);
+        }
+        if !next.is_null() {
+            (*next.link()).prev.set(prev);
+        }
+    }
+}
+
+impl Node {
+    fn new(parent: usize) -> Self {
+        Node {
+            state: AtomicUsize::new(0),
+            refs: AtomicUsize::new(1),
+            lock: RawLock::new(),
+            head: LockedCell::new(LinkPtr::NULL),
+            event: Event::new(),
+            parent: LockedCell::new(parent),
+            sib: Link::new(),
+        }
+    }
+
+    /// One `Acquire` load: the reason, if any, is visible once this returns `true`.
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) & REASON_MASK != 0
+    }
+
+    /// The reason this node was cancelled with.
+    #[inline]
+    pub(crate) fn reason(&self) -> Option<CancelReason> {
+        let bits = self.state.load(Ordering::Acquire) & REASON_MASK;
+        // SAFETY: a reason stays in the state while the node lives (invariant 1), and `&self`
+        // keeps the node alive.
+        (bits != 0).then(|| unsafe { PackedReason::read(bits) })
+    }
+
+    /// The event waiters listen on.
+    pub(crate) fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Announces a waiter that already listens on [`Node::event`]; `true` if the node is
+    /// cancelled (then no notification may come: the waiter must not sleep).
+    pub(crate) fn announce_waiter(&self) -> bool {
+        self.state.fetch_or(HAS_WAITERS, Ordering::AcqRel) & REASON_MASK != 0
+    }
+
+    /// Cancels this node alone with `reason` (a packed reason whose owner outlives the call).
+    /// Returns the flags the node had, or `None` if it was cancelled already.
+    fn set_reason(&self, reason: &PackedReason) -> Option<usize> {
+        let bits = reason.share();
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            if cur & REASON_MASK != 0 {
+                // SAFETY: `bits` is the count `share` just took; give it back.
+                drop(unsafe { PackedReason::from_bits(bits) });
+                return None;
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                cur | bits,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(cur),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Takes a reference unless the count is zero (the node is dying).
+    fn try_acquire(&self) -> bool {
+        let mut cur = self.refs.load(Ordering::Relaxed);
+        loop {
+            if cur == 0 {
+                return false;
+            }
+            match self.refs.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Takes a reference; the caller already holds one.
+    fn acquire(&self) {
+        let old = self.refs.fetch_add(1, Ordering::Relaxed);
+        if old > MAX_REFS {
+            self.refs.fetch_sub(1, Ordering::Relaxed);
+            panic!("too many handles to one cancellation token");
+        }
+    }
+
+    /// Commits `entry` to this node's list (invariant 3) unless the node is cancelled; then
+    /// returns the reason bits, which stay valid while the caller holds a reference.
+    ///
+    /// # Safety
+    /// `entry` is valid, in no list, and stays valid while it is in this node's list.
+    unsafe fn register(&self, entry: LinkPtr) -> Result<(), usize> {
+        let bits = self.state.load(Ordering::Acquire) & REASON_MASK;
+        if bits != 0 {
+            return Err(bits);
+        }
+        let _guard = self.lock.lock();
+        // SAFETY: the lock is held and `entry` is in no list (caller).
+        unsafe { push_front(&self.head, entry) };
+        let mut state = self.state.load(Ordering::Acquire);
+        if state & (HAS_ENTRIES | REASON_MASK) == 0 {
+            state = self.state.fetch_or(HAS_ENTRIES, Ordering::AcqRel);
+        }
+        let bits = state & REASON_MASK;
+        if bits != 0 {
+            // SAFETY: linked just above, under the same lock.
+            unsafe { unlink(&self.head, entry) };
+            return Err(bits);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let bits = self.state.load(Ordering::Relaxed) & REASON_MASK;
+        if bits != 0 {
+            // SAFETY: the node owns the count of the reason stored in its state (invariant 1).
+            drop(unsafe { PackedReason::from_bits(bits) });
+        }
+    }
+}
+
+/// A counted reference to a [`Node`]: what a token is.
+pub(crate) struct NodeRef {
+    ptr: NonNull<Node>,
+}
+
+// SAFETY: a node is shared through atomics, and through cells guarded by its lock (invariant 2);
+// nothing in it is tied to a thread.
+unsafe impl Send for NodeRef {}
+// SAFETY: as above; `&NodeRef` only gives `&Node`, whose methods synchronise.
+unsafe impl Sync for NodeRef {}
+
+impl NodeRef {
+    /// A new root node.
+    pub(crate) fn new_root() -> Self {
+        Self::from_box(Box::new(Node::new(NO_PARENT)))
+    }
+
+    fn from_box(node: Box<Node>) -> Self {
+        NodeRef {
+            // SAFETY: `Box::into_raw` never returns null.
+            ptr: unsafe { NonNull::new_unchecked(Box::into_raw(node)) },
+        }
+    }
+
+    #[inline]
+    pub(crate) fn node(&self) -> &Node {
+        // SAFETY: this reference keeps the node alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The node's address: token identity.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+
+    /// A new child of this node, born cancelled if this node is.
+    pub(crate) fn child(&self) -> NodeRef {
+        let parent = self.node();
+        let bits = parent.state.load(Ordering::Acquire) & REASON_MASK;
+        if bits != 0 {
+            return born_cancelled(bits);
+        }
+        let child = NodeRef::from_box(Box::new(Node::new(self.addr())));
+        let entry = LinkPtr::new(sib_of(child.ptr), KIND_CHILD);
+        parent.acquire();
+        // SAFETY: the child's link is in no list, and the child leaves the list before it is
+        // freed (`release`).
+        match unsafe { parent.register(entry) } {
+            Ok(()) => child,
+            Err(bits) => {
+                // SAFETY: the child is private to this thread: it never got committed.
+                unsafe { child.node().parent.set(NO_PARENT) };
+                // SAFETY: the reference taken above; the caller's `self` keeps the parent alive.
+                unsafe { release(self.ptr) };
+                // SAFETY: the parent, kept alive by `self`, owns `bits`.
+                let shared = unsafe { PackedReason::clone_bits(bits) };
+                child.node().state.store(shared, Ordering::Release);
+                child
+            }
+        }
+    }
+
+    /// A node cancelled whenever any of `parents` is, with the reason of the first one.
+    pub(crate) fn any_of<'a>(parents: impl IntoIterator<Item = &'a NodeRef>) -> NodeRef {
+        let linked = Box::new(Linked {
+            node: Node::new(LINKED),
+            uplinks: LockedCell::new(ptr::null_mut()),
+        });
+        // `node` is the first field of the `#[repr(C)]` `Linked`, so the pointers agree;
+        // `release` frees it as a `Linked` because its parent field says `LINKED`.
+        let raw = Box::into_raw(linked).cast::<Node>();
+        // SAFETY: `Box::into_raw` never returns null.
+        let this = NodeRef {
+            ptr: unsafe { NonNull::new_unchecked(raw) },
+        };
+        let linked = this.ptr.as_ptr().cast::<Linked>();
+        for parent in parents {
+            let uplink = Box::into_raw(Box::new(Uplink {
+                link: Link::new(),
+                parent: parent.ptr,
+                child: this.ptr,
+                next_up: ptr::null_mut(),
+            }));
+            parent.node().acquire();
+            // SAFETY: the uplink is in no list, and `release` unlinks it before freeing it.
+            match unsafe {
+                parent
+                    .node()
+                    .register(LinkPtr::new(uplink.cast(), KIND_UPLINK))
+            } {
+                Ok(()) => {
+                    // SAFETY: `linked` is being built by this thread alone (the walkers that can
+                    // already reach it never read `uplinks`).
+                    unsafe {
+                        (*uplink).next_up = (*linked).uplinks.get();
+                        (*linked).uplinks.set(uplink);
+                    }
+                }
+                Err(bits) => {
+                    // SAFETY: never committed, so this thread owns the uplink; the reference on
+                    // the parent was taken above and `parent` keeps it alive.
+                    unsafe {
+                        drop(Box::from_raw(uplink));
+                        release(parent.ptr);
+                    }
+                    // SAFETY: `parent` keeps the owner of `bits` alive.
+                    let reason = unsafe { PackedReason::from_bits(PackedReason::clone_bits(bits)) };
+                    this.node().set_reason(&reason);
+                    // Born cancelled: further links could never fire.
+                    break;
+                }
+            }
+        }
+        this
+    }
+
+    /// Cancels this node and every live descendant. `false` if it was cancelled already.
+    pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
+        let node = self.node();
+        if node.is_cancelled() {
+            return false;
+        }
+        let reason = PackedReason::new(reason);
+        let Some(flags) = node.set_reason(&reason) else {
+            return false;
+        };
+        let mut walk = Walk {
+            reason: &reason,
+            stack: Vec::new(),
+            callbacks: Chain::new(),
+            panic: None,
+        };
+        walk.visit(node, flags);
+        while let Some((child, flags)) = walk.stack.pop() {
+            // SAFETY: pushed with a reference taken (invariant 6), released right after.
+            unsafe {
+                walk.visit(child.as_ref(), flags);
+                release(child);
+            }
+        }
+        walk.finish();
+        true
+    }
+
+    /// Registers a callback entry; on `Err` the node is cancelled and the entry was not linked.
+    ///
+    /// # Safety
+    /// `header` is valid and stays valid until it leaves the list: taken by a walker or removed
+    /// by [`NodeRef::unregister`].
+    pub(crate) unsafe fn register_callback(
+        &self,
+        header: NonNull<CallbackHeader>,
+    ) -> Result<(), CancelReason> {
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            self.node()
+                .register(LinkPtr::new(header.as_ptr().cast(), KIND_CALLBACK))
+        }
+        // SAFETY: `self` keeps the node, which owns `bits`, alive.
+        .map_err(|bits| unsafe { PackedReason::read(bits) })
+    }
+
+    /// Removes a callback entry from the list; `false` if a walker took it first.
+    ///
+    /// # Safety
+    /// `header` was registered on this node with [`NodeRef::register_callback`].
+    pub(crate) unsafe fn unregister(&self, header: NonNull<CallbackHeader>) -> bool {
+        let node = self.node();
+        let _guard = node.lock.lock();
+        // SAFETY: `unlinked` and the list are guarded by the lock we hold.
+        unsafe {
+            let header = header.as_ref();
+            if header.unlinked.get() {
+                return false;
+            }
+            header.unlinked.set(true);
+            unlink(
+                &node.head,
+                LinkPtr::new(ptr::from_ref(header).cast(), KIND_CALLBACK),
+            );
+        }
+        true
+    }
+}
+
+impl Clone for NodeRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        self.node().acquire();
+        NodeRef { ptr: self.ptr }
+    }
+}
+
+impl Drop for NodeRef {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one reference.
+        unsafe { release(self.ptr) }
+    }
+}
+
+/// The address of a node's `sib` link, with the provenance of the whole node so that the walker
+/// can step back from the link to the node.
+fn sib_of(node: NonNull<Node>) -> *const Link {
+    // SAFETY: a field projection of a valid node pointer; nothing is read.
+    unsafe { &raw const (*node.as_ptr()).sib }
+}
+
+/// A root already cancelled with the reason in `bits` (owned by a node the caller keeps alive).
+fn born_cancelled(bits: usize) -> NodeRef {
+    let mut node = Node::new(NO_PARENT);
+    // SAFETY: the caller keeps the owner of `bits` alive.
+    node.state = AtomicUsize::new(unsafe { PackedReason::clone_bits(bits) });
+    NodeRef::from_box(Box::new(node))
+}
+
+/// Drops one reference; the last one unlinks the node from its parents and frees it, then drops
+/// the references it held on them, looping instead of recursing (invariant 9).
+///
+/// # Safety
+/// The caller owns one reference on `node` and gives it up.
+unsafe fn release(node: NonNull<Node>) {
+    let mut next = Some(node);
+    // Extra parents of `any_of` nodes; allocates only when such a node dies.
+    let mut more: Vec<NonNull<Node>> = Vec::new();
+    while let Some(ptr) = next.take().or_else(|| more.pop()) {
+        // SAFETY: we own a reference on `ptr`, so it is alive until we give it up here.
+        let node = unsafe { ptr.as_ref() };
+        if node.refs.fetch_sub(1, Ordering::Release) != 1 {
+            continue;
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: the count is zero: this thread is the only one left with access to the node
+        // (invariants 4 and 5), so its private fields are ours and it can be freed.
+        unsafe {
+            match node.parent.get() {
+                NO_PARENT => drop(Box::from_raw(ptr.as_ptr())),
+                LINKED => {
+                    let linked = ptr.as_ptr().cast::<Linked>();
+                    let mut up = (*linked).uplinks.get();
+                    while !up.is_null() {
+                        let parent = (*up).parent;
+                        {
+                            let _guard = parent.as_ref().lock.lock();
+                            unlink(&parent.as_ref().head, LinkPtr::new(up.cast(), KIND_UPLINK));
+                        }
+                        let following = (*up).next_up;
+                        drop(Box::from_raw(up));
+                        more.push(parent);
+                        up = following;
+                    }
+                    drop(Box::from_raw(linked));
+                }
+                parent => {
+                    let parent = NonNull::new_unchecked(parent as *mut Node);
+                    {
+                        let _guard = parent.as_ref().lock.lock();
+                        unlink(&parent.as_ref().head, LinkPtr::new(sib_of(ptr), KIND_CHILD));
+                    }
+                    drop(Box::from_raw(ptr.as_ptr()));
+                    next = Some(parent);
+                }
+            }
+        }
+    }
+}
+
+/// The state of one `cancel` call: the nodes still to visit and the callbacks still to run.
+struct Walk<'a> {
+    reason: &'a PackedReason,
+    /// Nodes this walk cancelled that have entries or waiters, each with a reference taken, and
+    /// the flags they had.
+    stack: Vec<(NonNull<Node>, usize)>,
+    callbacks: Chain,
+    #[cfg(feature = "std")]
+    panic: Option<Box<dyn core::any::Any + Send>>,
+    #[cfg(not(feature = "std"))]
+    panic: Option<core::convert::Infallible>,
+}
+
+impl Walk<'_> {
+    /// Finishes a node this walk cancelled: wakes its waiters, cancels its children and linked
+    /// nodes, and takes its callbacks for later. This is where cancelation reaches a grandchild:
+    /// a child with entries of its own is pushed on the stack and visited in turn.
+    fn visit(&mut self, node: &Node, flags: usize) {
+        if flags & HAS_WAITERS != 0 {
+            let event = &node.event;
+            if let Some(payload) = crate::sync::catch(|| {
+                event.notify(usize::MAX);
+            }) {
+                self.panic.get_or_insert(payload);
+            }
+        }
+        if flags & HAS_ENTRIES == 0 {
+            return;
+        }
+        let mut taken = Chain::new();
+        let _guard = node.lock.lock();
+        // SAFETY: the lock is held (invariant 2), and every entry of the list is valid
+        // (invariant 5).
+        unsafe {
+            let mut cur = node.head.get();
+            while !cur.is_null() {
+                let following = (*cur.link()).next.get();
+                match cur.kind() {
+                    KIND_CALLBACK => {
+                        let header = cur.link().cast::<CallbackHeader>().cast_mut();
+                        unlink(&node.head, cur);
+                        (*header).unlinked.set(true);
+                        taken.push_front(NonNull::new_unchecked(header));
+                    }
+                    kind => {
+                        let child = if kind == KIND_CHILD {
+                            cur.link()
+                                .byte_sub(offset_of!(Node, sib))
+                                .cast::<Node>()
+                                .cast_mut()
+                        } else {
+                            (*cur.link().cast::<Uplink>()).child.as_ptr()
+                        };
+                        let child = NonNull::new_unchecked(child);
+                        if let Some(child_flags) = child.as_ref().set_reason(self.reason) {
+                            if child_flags & (HAS_ENTRIES | HAS_WAITERS) != 0
+                                && child.as_ref().try_acquire()
+                            {
+                                self.stack.push((child, child_flags));
+                            }
+                        }
+                    }
+                }
+                cur = following;
+            }
+        }
+        self.callbacks.append(taken);
+    }
+
+    /// Runs the callbacks taken by the walk, in order, and resumes the first panic.
+    fn finish(mut self) {
+        if !self.callbacks.is_empty() {
+            // SAFETY: `self.reason` is alive for the whole walk.
+            let reason = unsafe { PackedReason::read(self.reason.bits()) };
+            while let Some(header) = self.callbacks.pop_front() {
+                // SAFETY: the walk took the entry out of its list, so it owns the list's share of
+                // it, and the closure has not run (only the remover of an entry runs or drops it).
+                let panic = crate::sync::catch(|| unsafe { CallbackHeader::run(header, &reason) });
+                if let Some(payload) = panic {
+                    self.panic.get_or_insert(payload);
+                }
+            }
+        }
+        if let Some(payload) = self.panic.take() {
+            crate::sync::resume(payload);
+        }
+    }
+}
+
+/// A singly linked chain of callback entries taken out of their lists, through their now unused
+/// `next` links.
+struct Chain {
+    head: *mut CallbackHeader,
+    tail: *mut CallbackHeader,
+}
+
+impl Chain {
+    fn new() -> Self {
+        Chain {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// # Safety
+    /// `header` left its list and belongs to the walk.
+    unsafe fn push_front(&mut self, header: NonNull<CallbackHeader>) {
+        // SAFETY: the entry is out of every list, so its `next` link is the walk's to use.
+        unsafe {
+            header
+                .as_ref()
+                .link
+                .next
+                .set(LinkPtr::new(self.head.cast(), KIND_CALLBACK));
+        }
+        if self.tail.is_null() {
+            self.tail = header.as_ptr();
+        }
+        self.head = header.as_ptr();
+    }
+
+    fn append(&mut self, other: Chain) {
+        if other.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        // SAFETY: `tail` is an entry of this chain, owned by the walk.
+        unsafe {
+            (*self.tail)
+                .link
+                .next
+                .set(LinkPtr::new(other.head.cast(), KIND_CALLBACK))
+        };
+        self.tail = other.tail;
+    }
+
+    fn pop_front(&mut self) -> Option<NonNull<CallbackHeader>> {
+        let header = NonNull::new(self.head)?;
+        // SAFETY: entries of the chain belong to the walk; `next` was set by `push_front`.
+        self.head = unsafe {
+            header
+                .as_ref()
+                .link
+                .next
+                .get()
+                .link()
+                .cast::<CallbackHeader>()
+        }
+        .cast_mut();
+        if self.head.is_null() {
+            self.tail = ptr::null_mut();
+        }
+        Some(header)
+    }
+}
+
+/// The type-erased head of an `on_cancel` registration (`callback.rs` owns the typed entry).
+///
+/// It has two owners, the list (then the walk that takes it) and the `CancelCallback` handle;
+/// the last of them to let go frees it. Whoever removes it from the list, under the lock, runs
+/// or drops the closure.
+#[repr(C)]
+pub(crate) struct CallbackHeader {
+    link: Link,
+    /// Set, under the node's lock, when the entry leaves the list.
+    unlinked: LockedCell<bool>,
+    owners: AtomicUsize,
+    vtable: &'static CallbackVTable,
+}
+
+/// What the tree needs to know of a typed callback entry.
+pub(crate) struct CallbackVTable {
+    /// Runs the closure, consuming it.
+    pub(crate) call: unsafe fn(NonNull<CallbackHeader>, &CancelReason),
+    /// Drops the closure without running it.
+    pub(crate) drop_closure: unsafe fn(NonNull<CallbackHeader>),
+    /// Frees the entry; the closure was run or dropped before.
+    pub(crate) dealloc: unsafe fn(NonNull<CallbackHeader>),
+}
+
+impl CallbackHeader {
+    pub(crate) fn new(vtable: &'static CallbackVTable) -> Self {
+        CallbackHeader {
+            link: Link::new(),
+            unlinked: LockedCell::new(false),
+            owners: AtomicUsize::new(2),
+            vtable,
+        }
+    }
+
+    /// Runs the closure of an entry taken by a walk, then drops the walk's share.
+    ///
+    /// # Safety
+    /// The caller removed the entry from its list (so it owns the list's share and the closure).
+    unsafe fn run(header: NonNull<CallbackHeader>, reason: &CancelReason) {
+        // Let the share go even if the closure panics.
+        struct Share(NonNull<CallbackHeader>);
+        impl Drop for Share {
+            fn drop(&mut self) {
+                // SAFETY: this guard holds the walk's share.
+                unsafe { CallbackHeader::release(self.0) }
+            }
+        }
+        let share = Share(header);
+        // SAFETY: forwarded to the caller.
+        unsafe { (header.as_ref().vtable.call)(share.0, reason) };
+    }
+
+    /// Drops the closure of an entry that was removed from its list without running.
+    ///
+    /// # Safety
+    /// The caller removed the entry with [`NodeRef::unregister`].
+    pub(crate) unsafe fn drop_closure(header: NonNull<CallbackHeader>) {
+        // SAFETY: forwarded to the caller.
+        unsafe { (header.as_ref().vtable.drop_closure)(header) }
+    }
+
+    /// Gives up one share; the last one frees the entry.
+    ///
+    /// # Safety
+    /// The caller owns one of the two shares.
+    pub(crate) unsafe fn release(header: NonNull<CallbackHeader>) {
+        // SAFETY: our share keeps the entry alive until the decrement.
+        let owners = unsafe { &header.as_ref().owners };
+        if owners.fetch_sub(1, Ordering::Release) == 1 {
+            fence(Ordering::Acquire);
+            // SAFETY: no share is left: nobody else can reach the entry.
+            unsafe { (header.as_ref().vtable.dealloc)(header) }
+        }
+    }
+}
