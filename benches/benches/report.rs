@@ -1,6 +1,6 @@
 //! The short side-by-side report of SPEC §6: one Markdown table, `cancelable` vs tokio-util.
 //!
-//! Run it with `benches/report` (`--quick` or `REPORT_QUICK=1` for a smoke run). The criterion
+//! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run). The criterion
 //! benches next to this file measure the same operations more carefully and with more peers;
 //! this binary exists so the README's table and a CI smoke run take under a minute, with
 //! simple `Instant` loops (median of several runs of a few ms each) and a counting allocator for
@@ -69,7 +69,7 @@ fn main() {
         return;
     }
     let quick = std::env::var_os("REPORT_QUICK").is_some_and(|v| v != "0")
-        || args.iter().any(|a| a == "--quick")
+        || args.iter().any(|a| a == "--quick" || a == "--smoke")
         || !args.iter().any(|a| a == "--bench"); // `cargo test` runs benches without `--bench`
     let timer = if quick {
         Timer {
