@@ -384,9 +384,8 @@ impl NodeRef {
         // `release` frees it as a `Linked` because its parent field says `LINKED`.
         let raw = Box::into_raw(linked).cast::<Node>();
         // SAFETY: `Box::into_raw` never returns null.
-        let this = NodeRef {
-            ptr: unsafe { NonNull::new_unchecked(raw) },
-        };
+        let ptr = unsafe { NonNull::new_unchecked(raw) };
+        let this = NodeRef { ptr };
         let linked = this.ptr.as_ptr().cast::<Linked>();
         for parent in parents {
             let uplink = Box::into_raw(Box::new(Uplink {

@@ -1,0 +1,206 @@
+//! `on_cancel`: exactly once, on the cancelling thread, with the reason; unregistration; panics.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use cancelable::{CancelKind, CancelReason, CancellationToken};
+
+fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let handle = count.clone();
+    (count, move || handle.clone())
+}
+
+#[test]
+fn callback_runs_once_with_the_reason_before_cancel_returns() {
+    let token = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let _cb = token.on_cancel(move |reason| log.lock().unwrap().push(reason.clone()));
+    token.cancel_with(CancelReason::timeout().with_message("3s"));
+    token.cancel();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![CancelReason::timeout().with_message("3s")]
+    );
+}
+
+#[test]
+fn callback_runs_on_the_cancelling_thread() {
+    let token = CancellationToken::new();
+    let ran_on = Arc::new(Mutex::new(None));
+    let slot = ran_on.clone();
+    let _cb = token.on_cancel(move |_| *slot.lock().unwrap() = Some(thread::current().id()));
+    let canceller = token.clone();
+    let id = thread::spawn(move || {
+        canceller.cancel();
+        thread::current().id()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(*ran_on.lock().unwrap(), Some(id));
+}
+
+#[test]
+fn callback_on_an_already_cancelled_token_runs_before_on_cancel_returns() {
+    let token = CancellationToken::new();
+    token.cancel_with(CancelKind::Shutdown);
+    let (count, handle) = counter();
+    let c = handle();
+    let cb = token.on_cancel(move |reason| {
+        assert_eq!(reason.kind(), CancelKind::Shutdown);
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(!cb.unregister());
+}
+
+#[test]
+fn descendant_callbacks_run_with_the_ancestors_reason() {
+    let root = CancellationToken::new();
+    let leaf = root.child_token().child_token();
+    let seen = Arc::new(Mutex::new(None));
+    let slot = seen.clone();
+    let _cb = leaf.on_cancel(move |reason| *slot.lock().unwrap() = Some(reason.kind()));
+    root.cancel_with(CancelKind::Signal);
+    assert_eq!(*seen.lock().unwrap(), Some(CancelKind::Signal));
+}
+
+#[test]
+fn callbacks_of_one_token_run_in_registration_order() {
+    let token = CancellationToken::new();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let callbacks: Vec<_> = (0..5)
+        .map(|i| {
+            let order = order.clone();
+            token.on_cancel(move |_| order.lock().unwrap().push(i))
+        })
+        .collect();
+    token.cancel();
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    drop(callbacks);
+}
+
+#[test]
+fn unregistered_callback_never_runs_and_reports_true() {
+    let token = CancellationToken::new();
+    let (count, handle) = counter();
+    let c = handle();
+    let cb = token.on_cancel(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    assert!(cb.unregister());
+    token.cancel();
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn dropped_callback_never_runs() {
+    let token = CancellationToken::new();
+    let (count, handle) = counter();
+    let c = handle();
+    drop(token.on_cancel(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    }));
+    token.cancel();
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn unregister_after_the_run_reports_false() {
+    let token = CancellationToken::new();
+    let cb = token.on_cancel(|_| {});
+    token.cancel();
+    assert!(!cb.unregister());
+}
+
+#[test]
+fn callback_survives_dropping_its_token_and_runs_when_the_parent_cancels() {
+    let root = CancellationToken::new();
+    let child = root.child_token();
+    let (count, handle) = counter();
+    let c = handle();
+    let _cb = child.on_cancel(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    drop(child);
+    root.cancel();
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn closure_of_an_unregistered_callback_is_dropped_at_once() {
+    let token = CancellationToken::new();
+    let payload = Arc::new(());
+    let held = payload.clone();
+    let cb = token.on_cancel(move |_| drop(held));
+    assert_eq!(Arc::strong_count(&payload), 2);
+    drop(cb);
+    assert_eq!(Arc::strong_count(&payload), 1);
+}
+
+#[test]
+fn closure_is_released_after_it_runs_even_if_the_handle_lives_on() {
+    let token = CancellationToken::new();
+    let payload = Arc::new(());
+    let held = payload.clone();
+    let cb = token.on_cancel(move |_| {
+        let _keep = &held;
+    });
+    token.cancel();
+    assert_eq!(Arc::strong_count(&payload), 1);
+    drop(cb);
+}
+
+#[test]
+fn panicking_callback_does_not_stop_the_others_and_resumes_after() {
+    let root = CancellationToken::new();
+    let child = root.child_token();
+    let (count, handle) = counter();
+    let mut callbacks = Vec::new();
+    for token in [&root, &child] {
+        let c = handle();
+        callbacks.push(token.on_cancel(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        callbacks.push(token.on_cancel(|_| panic!("callback failed")));
+        let c = handle();
+        callbacks.push(token.on_cancel(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let grandchild = child.child_token();
+    let result = catch_unwind(AssertUnwindSafe(|| root.cancel()));
+    let payload = result.expect_err("the first panic resumes out of cancel");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"callback failed"));
+    assert_eq!(count.load(Ordering::SeqCst), 4);
+    assert!(grandchild.is_cancelled());
+}
+
+#[test]
+fn panicking_callback_on_a_cancelled_token_panics_out_of_on_cancel() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let result = catch_unwind(AssertUnwindSafe(|| token.on_cancel(|_| panic!("late"))));
+    assert!(result.is_err());
+    assert!(token.is_cancelled());
+}
+
+#[test]
+fn callback_may_use_the_tree_it_is_called_from() {
+    // Callbacks run with no lock held: creating children, registering callbacks or cancelling
+    // other tokens from inside one must not deadlock.
+    let root = CancellationToken::new();
+    let other = CancellationToken::new();
+    let inner = root.clone();
+    let target = other.clone();
+    let _cb = root.on_cancel(move |_| {
+        assert!(inner.child_token().is_cancelled());
+        target.cancel_with(CancelKind::Condition);
+        drop(inner.on_cancel(|_| {}));
+    });
+    root.cancel();
+    assert_eq!(other.reason().unwrap().kind(), CancelKind::Condition);
+}

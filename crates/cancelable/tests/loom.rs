@@ -1,0 +1,180 @@
+//! Loom models: each one race of the tree, explored over every interleaving (with a bounded
+//! number of preemptions). Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p cancelable --release --test loom`.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use cancelable::{CancelKind, CancelReason, CancellationToken};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+/// Explores `f` with at most `LOOM_MAX_PREEMPTIONS` (default 2) preemptions.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+#[test]
+fn cancel_vs_child_token() {
+    model(|| {
+        let root = CancellationToken::new();
+        let maker = {
+            let root = root.clone();
+            thread::spawn(move || root.child_token())
+        };
+        root.cancel_with(CancelKind::Shutdown);
+        let child = maker.join().unwrap();
+        assert_eq!(child.reason().unwrap().kind(), CancelKind::Shutdown);
+    });
+}
+
+#[test]
+fn cancel_vs_drop_of_a_child() {
+    model(|| {
+        let root = CancellationToken::new();
+        let doomed = root.child_token();
+        let kept = root.child_token();
+        let dropper = thread::spawn(move || drop(doomed));
+        root.cancel();
+        dropper.join().unwrap();
+        assert!(kept.is_cancelled());
+    });
+}
+
+#[test]
+fn cancel_vs_first_poll_of_cancelled_has_no_lost_wakeup() {
+    model(|| {
+        let token = CancellationToken::new();
+        let waiter = {
+            let token = token.clone();
+            thread::spawn(move || loom::future::block_on(token.cancelled()))
+        };
+        token.cancel();
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn cancel_of_a_parent_vs_waiting_on_a_child() {
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let waiter = thread::spawn(move || loom::future::block_on(child.cancelled_owned()));
+        root.cancel();
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn cancel_vs_on_cancel_register_and_unregister() {
+    model(|| {
+        let token = CancellationToken::new();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let registrar = {
+            let token = token.clone();
+            let runs = runs.clone();
+            thread::spawn(move || {
+                let kept_runs = runs.clone();
+                let kept = token.on_cancel(move |_| {
+                    kept_runs.fetch_add(1, Ordering::SeqCst);
+                });
+                let removed = token.on_cancel(move |_| {
+                    runs.fetch_add(10, Ordering::SeqCst);
+                });
+                (kept, removed.unregister())
+            })
+        };
+        token.cancel();
+        let (kept, removed) = registrar.join().unwrap();
+        let expected = if removed { 1 } else { 11 };
+        assert_eq!(runs.load(Ordering::SeqCst), expected);
+        assert!(!kept.unregister());
+    });
+}
+
+#[test]
+fn concurrent_cancel_with_has_one_winner_and_a_consistent_reason() {
+    model(|| {
+        let token = CancellationToken::new();
+        let child = token.child_token();
+        let other = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel_with(CancelReason::timeout().with_message("b")))
+        };
+        let mine = token.cancel_with(CancelKind::Shutdown);
+        let theirs = other.join().unwrap();
+        assert!(mine ^ theirs, "exactly one cancel_with wins");
+        let expected = if mine {
+            CancelReason::shutdown()
+        } else {
+            CancelReason::timeout().with_message("b")
+        };
+        assert_eq!(token.reason(), Some(expected.clone()));
+        assert_eq!(child.reason(), Some(expected));
+    });
+}
+
+#[test]
+fn observed_cancelled_child_implies_cancelled_parent() {
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let observer = {
+            let root = root.clone();
+            thread::spawn(move || {
+                if child.is_cancelled() {
+                    assert!(root.is_cancelled());
+                    assert!(child.reason().is_some());
+                }
+            })
+        };
+        root.cancel();
+        observer.join().unwrap();
+    });
+}
+
+#[test]
+fn any_of_linking_vs_parent_cancel() {
+    model(|| {
+        let a = CancellationToken::new();
+        let b = CancellationToken::new();
+        let linker = {
+            let (a, b) = (a.clone(), b.clone());
+            thread::spawn(move || CancellationToken::any_of([&b, &a]))
+        };
+        a.cancel_with(CancelKind::Condition);
+        let linked = linker.join().unwrap();
+        assert_eq!(linked.reason().unwrap().kind(), CancelKind::Condition);
+        assert!(!b.is_cancelled());
+    });
+}
+
+#[test]
+fn drop_of_a_middle_node_vs_cancel_of_the_root() {
+    model(|| {
+        let root = CancellationToken::new();
+        let middle = root.child_token();
+        let leaf = middle.child_token();
+        let dropper = thread::spawn(move || drop(middle));
+        root.cancel();
+        dropper.join().unwrap();
+        assert!(leaf.is_cancelled());
+    });
+}
+
+#[test]
+fn drop_of_an_any_of_node_vs_cancel_of_a_parent() {
+    model(|| {
+        let a = CancellationToken::new();
+        let b = CancellationToken::new();
+        let linked = CancellationToken::any_of([&a, &b]);
+        let dropper = thread::spawn(move || drop(linked));
+        a.cancel();
+        dropper.join().unwrap();
+        assert!(!b.is_cancelled());
+    });
+}

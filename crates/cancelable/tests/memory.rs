@@ -1,0 +1,162 @@
+//! Memory: what a token costs on the heap, and that churn does not accumulate.
+//!
+//! A counting global allocator records this thread's allocations, so tests running in parallel
+//! on other threads do not disturb the numbers.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Waker};
+
+use cancelable::CancellationToken;
+
+struct Counting;
+
+thread_local! {
+    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator; the bookkeeping touches only const-initialised
+// thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() + layout.size() as isize));
+        let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: forwarded.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() - layout.size() as isize));
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// (bytes still allocated, allocations made) by `f` on this thread.
+fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
+    let bytes = LIVE_BYTES.with(Cell::get);
+    let count = ALLOCATIONS.with(Cell::get);
+    let out = f();
+    (
+        out,
+        LIVE_BYTES.with(Cell::get) - bytes,
+        ALLOCATIONS.with(Cell::get) - count,
+    )
+}
+
+#[test]
+fn idle_child_token_costs_one_allocation_of_at_most_64_bytes() {
+    let parent = CancellationToken::new();
+    let (child, bytes, allocations) = measure(|| parent.child_token());
+    assert_eq!(allocations, 1);
+    assert!(bytes <= 64, "an idle child costs {bytes} bytes");
+    drop(child);
+}
+
+#[test]
+fn million_child_create_drop_cycles_stay_at_constant_memory() {
+    let parent = CancellationToken::new();
+    let _sibling = parent.child_token();
+    let ((), bytes, _) = measure(|| {
+        for _ in 0..1_000_000 {
+            drop(parent.child_token());
+        }
+    });
+    assert_eq!(bytes, 0, "child churn left {bytes} bytes behind");
+    parent.cancel();
+}
+
+#[test]
+fn callback_churn_stays_at_constant_memory() {
+    let token = CancellationToken::new();
+    let ((), bytes, _) = measure(|| {
+        for i in 0..100_000u64 {
+            let callback = token.on_cancel(move |_| {
+                let _ = i;
+            });
+            if i % 2 == 0 {
+                assert!(callback.unregister());
+            }
+        }
+    });
+    assert_eq!(bytes, 0);
+}
+
+#[test]
+fn any_of_churn_stays_at_constant_memory() {
+    let a = CancellationToken::new();
+    let b = CancellationToken::new();
+    let ((), bytes, _) = measure(|| {
+        for _ in 0..100_000 {
+            drop(CancellationToken::any_of([&a, &b]));
+        }
+    });
+    assert_eq!(bytes, 0);
+}
+
+#[test]
+fn checking_cloning_and_reading_the_reason_never_allocate() {
+    let token = CancellationToken::new();
+    let ((), _, allocations) = measure(|| {
+        for _ in 0..1000 {
+            assert!(!token.is_cancelled());
+            drop(token.clone());
+            assert!(token.reason().is_none());
+        }
+    });
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn cancelling_a_wide_tree_of_idle_children_allocates_nothing() {
+    let root = CancellationToken::new();
+    let children: Vec<_> = (0..10_000).map(|_| root.child_token()).collect();
+    let ((), _, allocations) = measure(|| root.cancel());
+    assert_eq!(allocations, 0);
+    assert!(children.iter().all(CancellationToken::is_cancelled));
+}
+
+#[test]
+fn awaiting_an_already_cancelled_token_allocates_nothing() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let mut cx = Context::from_waker(Waker::noop());
+    let ((), _, allocations) = measure(|| {
+        assert!(pin!(token.cancelled()).poll(&mut cx).is_ready());
+    });
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn future_that_finishes_first_never_allocates_a_listener() {
+    let token = CancellationToken::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let ((), _, allocations) = measure(|| {
+        assert!(
+            pin!(token.run_until_cancelled(async { 1 }))
+                .poll(&mut cx)
+                .is_ready()
+        );
+    });
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn a_cancelled_subtree_is_freed_when_its_handles_drop() {
+    let ((), bytes, _) = measure(|| {
+        let root = CancellationToken::new();
+        let mut leaf = root.child_token();
+        for _ in 0..1000 {
+            leaf = leaf.child_token();
+        }
+        let _callback = leaf.on_cancel(|_| {});
+        root.cancel_with(cancelable::CancelReason::timeout().with_message(String::from("t")));
+    });
+    assert_eq!(bytes, 0);
+}

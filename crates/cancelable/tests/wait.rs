@@ -1,0 +1,184 @@
+//! Waiting: `cancelled()` futures, blocking waits, and the wake-ups behind them.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cancelable::CancellationToken;
+use futures_lite::future::block_on;
+
+/// A waker that counts its wake-ups.
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn cancelled_resolves_at_once_when_already_cancelled() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(pin!(token.cancelled()).poll(&mut cx), Poll::Ready(()));
+    assert_eq!(
+        pin!(token.clone().cancelled_owned()).poll(&mut cx),
+        Poll::Ready(())
+    );
+}
+
+#[test]
+fn pending_cancelled_future_is_woken_by_cancel() {
+    let token = CancellationToken::new();
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let std_waker = Waker::from(waker.clone());
+    let mut cx = Context::from_waker(&std_waker);
+    let mut fut = pin!(token.cancelled());
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
+    assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
+    token.cancel();
+    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert_eq!(fut.poll(&mut cx), Poll::Ready(()));
+}
+
+#[test]
+fn waiter_on_a_grandchild_is_woken_by_the_root() {
+    let root = CancellationToken::new();
+    let leaf = root.child_token().child_token();
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let std_waker = Waker::from(waker.clone());
+    let mut cx = Context::from_waker(&std_waker);
+    let mut fut = pin!(leaf.cancelled());
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    root.cancel();
+    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert!(fut.poll(&mut cx).is_ready());
+}
+
+#[test]
+fn ten_thousand_pending_waiters_are_all_woken_by_one_cancel() {
+    let token = CancellationToken::new();
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let std_waker = Waker::from(waker.clone());
+    let mut cx = Context::from_waker(&std_waker);
+    let mut futures: Vec<_> = (0..10_000).map(|_| Box::pin(token.cancelled())).collect();
+    for fut in &mut futures {
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    token.cancel();
+    assert_eq!(waker.0.load(Ordering::SeqCst), 10_000);
+    for fut in &mut futures {
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+    }
+}
+
+#[test]
+fn dropped_pending_waiter_is_not_woken_and_others_still_are() {
+    let token = CancellationToken::new();
+    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let std_waker = Waker::from(waker.clone());
+    let mut cx = Context::from_waker(&std_waker);
+    let mut kept = Box::pin(token.cancelled());
+    let mut dropped = Box::pin(token.cancelled());
+    assert!(kept.as_mut().poll(&mut cx).is_pending());
+    assert!(dropped.as_mut().poll(&mut cx).is_pending());
+    drop(dropped);
+    token.cancel();
+    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert!(kept.as_mut().poll(&mut cx).is_ready());
+}
+
+#[test]
+fn no_lost_wakeup_when_cancel_races_the_first_poll() {
+    for _ in 0..2_000 {
+        let token = CancellationToken::new();
+        let canceller = token.clone();
+        let cancel = thread::spawn(move || canceller.cancel());
+        block_on(token.cancelled());
+        cancel.join().unwrap();
+    }
+}
+
+#[test]
+fn owned_future_outlives_every_other_handle() {
+    let token = CancellationToken::new();
+    let child = token.child_token();
+    let fut = child.cancelled_owned();
+    let waiter = thread::spawn(move || block_on(fut));
+    token.cancel();
+    waiter.join().unwrap();
+}
+
+#[test]
+fn wait_blocking_returns_once_cancelled_from_another_thread() {
+    let token = CancellationToken::new();
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let t = token.child_token();
+            thread::spawn(move || t.wait_blocking())
+        })
+        .collect();
+    token.cancel();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+}
+
+#[test]
+fn wait_blocking_timeout_reports_timeout_then_cancel() {
+    let token = CancellationToken::new();
+    let start = Instant::now();
+    assert!(!token.wait_blocking_timeout(Duration::from_millis(20)));
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    let canceller = token.clone();
+    let handle = thread::spawn(move || canceller.cancel());
+    assert!(token.wait_blocking_timeout(Duration::from_secs(60)));
+    handle.join().unwrap();
+}
+
+#[test]
+fn wait_blocking_timeout_with_an_unrepresentable_timeout_waits_for_cancel() {
+    let token = CancellationToken::new();
+    let canceller = token.clone();
+    let handle = thread::spawn(move || canceller.cancel());
+    assert!(token.wait_blocking_timeout(Duration::MAX));
+    handle.join().unwrap();
+}
+
+#[test]
+fn run_until_cancelled_returns_the_output_when_the_future_wins() {
+    let token = CancellationToken::new();
+    assert_eq!(block_on(token.run_until_cancelled(async { 5 })), Some(5));
+    assert_eq!(
+        block_on(token.clone().run_until_cancelled_owned(async { 6 })),
+        Some(6)
+    );
+}
+
+#[test]
+fn run_until_cancelled_on_a_cancelled_token_never_polls_the_future() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let polled = AtomicUsize::new(0);
+    let fut = std::future::poll_fn(|_| {
+        polled.fetch_add(1, Ordering::SeqCst);
+        Poll::Ready(1)
+    });
+    assert_eq!(block_on(token.run_until_cancelled(fut)), None);
+    assert_eq!(polled.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn run_until_cancelled_stops_a_pending_future_when_cancelled() {
+    let token = CancellationToken::new();
+    let canceller = token.clone();
+    let handle = thread::spawn(move || canceller.cancel());
+    let out = block_on(token.run_until_cancelled(std::future::pending::<u8>()));
+    assert_eq!(out, None);
+    handle.join().unwrap();
+}
