@@ -54,13 +54,6 @@ struct Row {
     target: Target,
 }
 
-/// Both tokens side by side: `$measure!(Type)` is expanded once for ours and once for tokio-util.
-macro_rules! both {
-    ($measure:ident) => {
-        ($measure!(Ours), $measure!(Tokio))
-    };
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench -- FILTER` runs every bench binary: stay quiet unless the filter matches us.
@@ -93,15 +86,33 @@ fn main() {
         });
     };
 
+    // Single-thread rows: `$op!(Type)` builds a token and returns the batch closure `|k|` (or,
+    // for `cancel`, a closure returning the time of one cancelation); ours and tokio-util's runs
+    // alternate so both see the same machine load.
+    macro_rules! pair {
+        ($op:ident) => {
+            timer.ns_per_op_pair($op!(Ours), $op!(Tokio))
+        };
+        ($op:ident, $elements:expr) => {
+            timer.ns_per_element_pair($elements, $op!(Ours), $op!(Tokio))
+        };
+    }
+    // Rows with a second thread: run one after the other, never two background threads at once.
+    macro_rules! sequential {
+        ($op:ident) => {
+            ($op!(Ours), $op!(Tokio))
+        };
+    }
+
     macro_rules! is_cancelled {
         ($t:ty) => {{
             let t = <$t>::new();
-            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+            move |k: u64| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled()))
         }};
     }
     push(
         "`is_cancelled`, one thread",
-        both!(is_cancelled),
+        pair!(is_cancelled),
         Target::Faster(10.0),
     );
 
@@ -109,13 +120,15 @@ fn main() {
         ($t:ty) => {{
             let t = <$t>::new();
             let other = t.clone();
-            let _bg = Background::spawn(move || _ = black_box(other.is_cancelled()));
-            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+            let bg = Background::spawn(move || _ = black_box(other.is_cancelled()));
+            timer.ns_per_op_contended(&bg, |k| {
+                (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled()))
+            })
         }};
     }
     push(
         "`is_cancelled`, 2 threads on one token",
-        both!(is_cancelled_contended),
+        sequential!(is_cancelled_contended),
         Target::Faster(10.0),
     );
 
@@ -123,29 +136,34 @@ fn main() {
         ($t:ty) => {{
             let t = <$t>::new();
             let parent = t.clone();
-            let _bg = Background::spawn(move || drop(black_box(parent.child_token())));
-            timer.ns_per_op(|k| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled())))
+            let bg = Background::spawn(move || drop(black_box(parent.child_token())));
+            timer.ns_per_op_contended(&bg, |k| {
+                (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled()))
+            })
         }};
     }
     push(
         "`is_cancelled` while another thread churns children",
-        both!(is_cancelled_churn),
+        sequential!(is_cancelled_churn),
         Target::Faster(10.0),
     );
 
     macro_rules! clone_drop {
         ($t:ty) => {{
             let t = <$t>::new();
-            timer.ns_per_op(|k| (0..k).for_each(|_| drop(black_box(t.clone()))))
+            move |k: u64| (0..k).for_each(|_| drop(black_box(t.clone())))
         }};
     }
-    push("`clone` + drop", both!(clone_drop), Target::Faster(3.0));
+    push("`clone` + drop", pair!(clone_drop), Target::Faster(3.0));
 
     macro_rules! child_create_drop {
         ($t:ty, $live:expr) => {{
             let t = <$t>::new();
-            let _kept: Vec<_> = (0..$live).map(|_| t.child_token()).collect();
-            timer.ns_per_op(|k| (0..k).for_each(|_| drop(black_box(t.child_token()))))
+            let kept: Vec<_> = (0..$live).map(|_| t.child_token()).collect();
+            move |k: u64| {
+                let _alive = &kept;
+                (0..k).for_each(|_| drop(black_box(t.child_token())))
+            }
         }};
         ($t:ty) => {
             child_create_drop!($t, 0)
@@ -153,7 +171,7 @@ fn main() {
     }
     push(
         "child create + drop, empty parent",
-        both!(child_create_drop),
+        pair!(child_create_drop),
         Target::Faster(2.0),
     );
     macro_rules! child_create_drop_busy {
@@ -163,74 +181,74 @@ fn main() {
     }
     push(
         "child create + drop, parent with 1,000 live children",
-        both!(child_create_drop_busy),
+        pair!(child_create_drop_busy),
         Target::Faster(2.0),
     );
 
     macro_rules! cancel_wide {
         ($t:ty) => {
-            timer.ns_per_element(WIDE, || {
+            || {
                 let root = <$t>::new();
                 let kids: Vec<_> = (0..WIDE).map(|_| root.child_token()).collect();
                 let dt = time(|| root.cancel());
                 drop(kids);
                 dt
-            })
+            }
         };
     }
     push(
         "`cancel` 100,000-wide tree, per node",
-        both!(cancel_wide),
+        pair!(cancel_wide, WIDE),
         Target::Faster(2.0),
     );
 
     macro_rules! cancel_deep {
         ($t:ty) => {
-            timer.ns_per_element(DEEP, || {
+            || {
                 let mut chain = vec![<$t>::new()];
                 for _ in 1..DEEP {
                     let next = chain.last().unwrap().child_token();
                     chain.push(next);
                 }
                 time(|| chain[0].cancel())
-            })
+            }
         };
     }
     push(
         "`cancel` 10,000-deep chain, per node",
-        both!(cancel_deep),
+        pair!(cancel_deep, DEEP),
         Target::Faster(2.0),
     );
 
     macro_rules! cancel_waiters {
         ($t:ty) => {
-            timer.ns_per_element(WAITERS, || {
+            || {
                 let t = <$t>::new();
                 let mut waiters: Vec<_> = (0..WAITERS).map(|_| Box::pin(t.cancelled())).collect();
                 waiters
                     .iter_mut()
                     .for_each(|w| assert!(poll_once(w.as_mut()).is_pending()));
                 time(|| t.cancel())
-            })
+            }
         };
     }
     push(
         "`cancel` with 10,000 pending waiters, per waiter",
-        both!(cancel_waiters),
+        pair!(cancel_waiters, WAITERS),
         Target::Faster(1.0),
     );
 
     macro_rules! cancelled_round_trip {
         ($t:ty) => {{
             let t = <$t>::new();
-            timer.ns_per_op(|k| {
+            move |k: u64| {
                 (0..k).for_each(|_| _ = black_box(poll_once(pin!(black_box(&t).cancelled()))))
-            })
+            }
         }};
     }
     push(
         "`cancelled()` create + first poll + drop",
-        both!(cancelled_round_trip),
+        pair!(cancelled_round_trip),
         Target::None,
     );
 
@@ -262,7 +280,7 @@ fn main() {
             })
         }};
     }
-    let (ours, tokio) = both!(child_heap);
+    let (ours, tokio) = (child_heap!(Ours), child_heap!(Tokio));
     rows.push(Row {
         op: "heap per idle child token",
         ours: Value::Heap(ours),
@@ -275,7 +293,7 @@ fn main() {
             waiter_heap(|| t.cancelled())
         }};
     }
-    let (ours, tokio) = both!(waiter_heap);
+    let (ours, tokio) = (waiter_heap!(Ours), waiter_heap!(Tokio));
     rows.push(Row {
         op: "heap per pending `cancelled()` waiter",
         ours: Value::Heap(ours),

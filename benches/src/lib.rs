@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,33 +25,45 @@ pub fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
 #[derive(Debug)]
 pub struct Background {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<u64>>,
+    rounds: Arc<Padded>,
+    handle: Option<JoinHandle<()>>,
 }
+
+/// A counter on its own cache line, so publishing it does not disturb what is measured.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
 
 impl Background {
     /// Starts the thread and returns once it has run `step` at least once.
     pub fn spawn(mut step: impl FnMut() + Send + 'static) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let started = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(Padded::default());
         let handle = {
-            let (stop, started) = (stop.clone(), started.clone());
+            let (stop, rounds) = (stop.clone(), rounds.clone());
             std::thread::spawn(move || {
-                let mut rounds = 0u64;
+                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     step();
-                    rounds += 1;
-                    started.store(true, Ordering::Relaxed);
+                    n += 1;
+                    rounds.0.store(n, Ordering::Relaxed);
                 }
-                rounds
             })
         };
-        while !started.load(Ordering::Relaxed) {
+        let this = Self {
+            stop,
+            rounds,
+            handle: Some(handle),
+        };
+        while this.rounds() == 0 {
             std::hint::spin_loop();
         }
-        Self {
-            stop,
-            handle: Some(handle),
-        }
+        this
+    }
+
+    /// How many times `step` has run so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.0.load(Ordering::Relaxed)
     }
 }
 
@@ -157,37 +169,100 @@ pub struct Timer {
 impl Timer {
     /// Nanoseconds per call of an operation that `batch(k)` performs `k` times.
     /// Calibrates `k` so one run lasts about `run_time`, then takes the median of `runs` runs.
-    pub fn ns_per_op(&self, mut batch: impl FnMut(u64)) -> f64 {
+    pub fn ns_per_op(&self, batch: impl FnMut(u64)) -> f64 {
+        let [ns] = self.interleaved([Self::per_op(self.run_time, batch)]);
+        ns
+    }
+
+    /// [`Timer::ns_per_op`] while `bg` contends. On a shared machine the background thread is not
+    /// always running at the same time as the measured one; this takes twice the samples and
+    /// keeps the half during which `bg` made the most progress, i.e. really ran alongside.
+    pub fn ns_per_op_contended(&self, bg: &Background, batch: impl FnMut(u64)) -> f64 {
+        let mut sample = Self::per_op(self.run_time, batch);
+        let mut samples: Vec<(u64, f64)> = (0..2 * self.runs.max(1))
+            .map(|_| {
+                let before = bg.rounds();
+                let ns = sample();
+                (bg.rounds() - before, ns)
+            })
+            .collect();
+        samples.sort_by_key(|s| std::cmp::Reverse(s.0));
+        samples.truncate(self.runs.max(1));
+        let mut ns: Vec<f64> = samples.into_iter().map(|(_, ns)| ns).collect();
+        ns.sort_by(f64::total_cmp);
+        ns[ns.len() / 2]
+    }
+
+    /// [`Timer::ns_per_op`] for two operations, their runs alternating so that both see the same
+    /// background load (the machine may be shared); returns `(a, b)`.
+    pub fn ns_per_op_pair(&self, a: impl FnMut(u64), b: impl FnMut(u64)) -> (f64, f64) {
+        let [a, b] = self.interleaved([
+            Box::new(Self::per_op(self.run_time, a)) as Box<dyn FnMut() -> f64>,
+            Box::new(Self::per_op(self.run_time, b)),
+        ]);
+        (a, b)
+    }
+
+    /// Nanoseconds per element of an operation where `run()` sets up a fresh instance outside
+    /// the clock and returns the time of the measured part, which handled `elements` elements.
+    pub fn ns_per_element(&self, elements: usize, run: impl FnMut() -> Duration) -> f64 {
+        let [ns] = self.interleaved([Self::per_element(elements, run)]);
+        ns
+    }
+
+    /// [`Timer::ns_per_element`] for two operations, runs alternating; returns `(a, b)`.
+    pub fn ns_per_element_pair(
+        &self,
+        elements: usize,
+        a: impl FnMut() -> Duration,
+        b: impl FnMut() -> Duration,
+    ) -> (f64, f64) {
+        let [a, b] = self.interleaved([
+            Box::new(Self::per_element(elements, a)) as Box<dyn FnMut() -> f64>,
+            Box::new(Self::per_element(elements, b)),
+        ]);
+        (a, b)
+    }
+
+    /// A sampler for `batch`, calibrated so that one sample takes about `run_time`.
+    fn per_op(run_time: Duration, mut batch: impl FnMut(u64)) -> impl FnMut() -> f64 {
         let mut k = 1u64;
         loop {
             let t = Instant::now();
             batch(k);
             let dt = t.elapsed();
-            if dt >= self.run_time / 2 || k >= 1 << 40 {
-                let scale = self.run_time.as_secs_f64() / dt.as_secs_f64().max(1e-9);
+            if dt >= run_time / 2 || k >= 1 << 40 {
+                let scale = run_time.as_secs_f64() / dt.as_secs_f64().max(1e-9);
                 k = ((k as f64 * scale) as u64).max(1);
                 break;
             }
             k *= 2;
         }
-        self.median(|| {
+        move || {
             let t = Instant::now();
             batch(k);
             t.elapsed().as_nanos() as f64 / k as f64
+        }
+    }
+
+    /// A sampler for `run`, after one warm-up run (pages in the allocator's memory).
+    fn per_element(elements: usize, mut run: impl FnMut() -> Duration) -> impl FnMut() -> f64 {
+        run();
+        move || run().as_nanos() as f64 / elements as f64
+    }
+
+    /// Takes `runs` samples of each sampler, alternating between them, and returns the medians.
+    fn interleaved<const N: usize>(&self, mut samplers: [impl FnMut() -> f64; N]) -> [f64; N] {
+        let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+        for _ in 0..self.runs.max(1) {
+            for (sampler, out) in samplers.iter_mut().zip(&mut samples) {
+                out.push(sampler());
+            }
+        }
+        samples.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
         })
-    }
-
-    /// Nanoseconds per element of an operation where `run()` sets up a fresh instance outside
-    /// the clock and returns the time of the measured part, which handled `elements` elements.
-    pub fn ns_per_element(&self, elements: usize, mut run: impl FnMut() -> Duration) -> f64 {
-        run(); // warm-up: page in the allocator's memory
-        self.median(|| run().as_nanos() as f64 / elements as f64)
-    }
-
-    fn median(&self, mut sample: impl FnMut() -> f64) -> f64 {
-        let mut v: Vec<f64> = (0..self.runs.max(1)).map(|_| sample()).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
     }
 }
 
