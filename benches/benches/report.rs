@@ -45,6 +45,8 @@ enum Target {
 enum Value {
     Ns(f64),
     Heap(Heap),
+    /// Inline size of a value, in bytes.
+    Size(usize),
 }
 
 struct Row {
@@ -300,6 +302,13 @@ fn main() {
         tokio: Some(Value::Heap(tokio)),
         target: Target::NoAlloc,
     });
+    // The waiter's other half: what a task keeps inline for each `cancelled()` it awaits.
+    rows.push(Row {
+        op: "inline size of a `cancelled()` future",
+        ours: Value::Size(size_of_val(&Ours::new().cancelled())),
+        tokio: Some(Value::Size(size_of_val(&Tokio::new().cancelled()))),
+        target: Target::None,
+    });
     let t = Ours::new();
     let mut callbacks = Vec::with_capacity(MEM_N);
     let ours = count_heap(MEM_N, || {
@@ -353,6 +362,7 @@ fn print_report(rows: &[Row], quick: bool) {
         let ratio = match (&row.ours, &row.tokio) {
             (Value::Ns(o), Some(Value::Ns(t))) => Some(t / o),
             (Value::Heap(o), Some(Value::Heap(t))) if o.bytes > 0.5 => Some(t.bytes / o.bytes),
+            (Value::Size(o), Some(Value::Size(t))) if *o > 0 => Some(*t as f64 / *o as f64),
             _ => None,
         };
         let (target, met) = match row.target {
@@ -389,7 +399,7 @@ fn print_report(rows: &[Row], quick: bool) {
 fn heap(v: &Value) -> Option<Heap> {
     match v {
         Value::Heap(h) => Some(*h),
-        Value::Ns(_) => None,
+        _ => None,
     }
 }
 
@@ -399,5 +409,6 @@ fn show(v: &Value) -> String {
         Value::Ns(ns) if *ns < 1000.0 => format!("{ns:.1} ns"),
         Value::Ns(ns) => format!("{:.2} µs", ns / 1000.0),
         Value::Heap(h) => format!("{:.0} B, {:.2} allocs", h.bytes, h.allocs),
+        Value::Size(bytes) => format!("{bytes} B"),
     }
 }
