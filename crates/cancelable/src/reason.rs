@@ -388,7 +388,9 @@ impl PackedReason {
         if reason.message.is_none() {
             return Self(((reason.kind as usize) + 1) << 3 | KIND_TAG);
         }
-        let ptr = Arc::into_raw(Arc::new(reason)) as usize;
+        // The word travels through an atomic integer shared with the node's flags, so the
+        // pointer's provenance is exposed here and picked up again in `read` and `drop`.
+        let ptr = Arc::into_raw(Arc::new(reason)).expose_provenance();
         debug_assert_eq!(ptr & !REASON_MASK, 0);
         debug_assert_eq!(ptr & KIND_TAG, 0);
         Self(ptr)
@@ -402,7 +404,7 @@ impl PackedReason {
     pub(crate) fn share(&self) -> usize {
         if self.0 & KIND_TAG == 0 {
             // SAFETY: the bits came from `Arc::into_raw` and `self` still owns that count.
-            unsafe { Arc::increment_strong_count(self.0 as *const CancelReason) };
+            unsafe { Arc::increment_strong_count(as_arc(self.0)) };
         }
         self.0
     }
@@ -416,7 +418,7 @@ impl PackedReason {
             return CancelReason::new(CancelKind::ALL[(bits >> 3) - 1]);
         }
         // SAFETY: the owner keeps one strong count, so the `Arc`'s value is alive.
-        unsafe { (*(bits as *const CancelReason)).clone() }
+        unsafe { (*as_arc(bits)).clone() }
     }
 
     /// Another owner of packed `bits` owned by someone else (a node), for storing elsewhere.
@@ -426,7 +428,7 @@ impl PackedReason {
     pub(crate) unsafe fn clone_bits(bits: usize) -> usize {
         if bits & KIND_TAG == 0 {
             // SAFETY: the owner keeps one strong count of this `Arc` (caller).
-            unsafe { Arc::increment_strong_count(bits as *const CancelReason) };
+            unsafe { Arc::increment_strong_count(as_arc(bits)) };
         }
         bits
     }
@@ -444,7 +446,12 @@ impl Drop for PackedReason {
     fn drop(&mut self) {
         if self.0 & KIND_TAG == 0 {
             // SAFETY: the bits came from `Arc::into_raw` and `self` owns one strong count.
-            unsafe { Arc::decrement_strong_count(self.0 as *const CancelReason) };
+            unsafe { Arc::decrement_strong_count(as_arc(self.0)) };
         }
     }
+}
+
+/// The `Arc` pointer of packed bits without `KIND_TAG`, with the provenance exposed in `new`.
+fn as_arc(bits: usize) -> *const CancelReason {
+    core::ptr::with_exposed_provenance(bits)
 }

@@ -60,9 +60,10 @@ const HAS_ENTRIES: usize = 0b01;
 const HAS_WAITERS: usize = 0b10;
 
 /// Value of `Node::parent` for a root (and for a child born cancelled).
-const NO_PARENT: usize = 0;
-/// Value of `Node::parent` for the node of a [`Linked`] (an `any_of` node).
-const LINKED: usize = 1;
+const NO_PARENT: *const Node = ptr::null();
+/// Value of `Node::parent` for the node of a [`Linked`] (an `any_of` node): an address no node
+/// can have.
+const LINKED: *const Node = ptr::without_provenance(1);
 
 /// Beyond this many references a count could overflow; like `Arc`, refuse.
 const MAX_REFS: usize = isize::MAX as usize;
@@ -79,7 +80,7 @@ pub(crate) struct Node {
     event: Event,
     /// `NO_PARENT`, `LINKED`, or a pointer to the parent node. Written only while the node is
     /// private to one thread (creation, and freeing by 4).
-    parent: LockedCell<usize>,
+    parent: LockedCell<*const Node>,
     /// This node's place in its parent's list, guarded by the parent's lock.
     sib: Link,
 }
@@ -116,9 +117,10 @@ impl Link {
     }
 }
 
-/// A pointer to a [`Link`] with the kind of its entry in the two low bits.
+/// A pointer to a [`Link`] with the kind of its entry in the two low bits (tagged with
+/// `map_addr`, so the pointer keeps its provenance).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct LinkPtr(usize);
+struct LinkPtr(*const Link);
 
 const KIND_CHILD: usize = 0;
 const KIND_UPLINK: usize = 1;
@@ -126,23 +128,23 @@ const KIND_CALLBACK: usize = 2;
 const KIND_MASK: usize = 0b11;
 
 impl LinkPtr {
-    const NULL: LinkPtr = LinkPtr(0);
+    const NULL: LinkPtr = LinkPtr(ptr::null());
 
     fn new(link: *const Link, kind: usize) -> Self {
-        debug_assert_eq!(link as usize & KIND_MASK, 0);
-        LinkPtr(link as usize | kind)
+        debug_assert_eq!(link.addr() & KIND_MASK, 0);
+        LinkPtr(link.map_addr(|addr| addr | kind))
     }
 
     fn is_null(self) -> bool {
-        self.0 & !KIND_MASK == 0
+        self.link().is_null()
     }
 
     fn kind(self) -> usize {
-        self.0 & KIND_MASK
+        self.0.addr() & KIND_MASK
     }
 
     fn link(self) -> *const Link {
-        (self.0 & !KIND_MASK) as *const Link
+        self.0.map_addr(|addr| addr & !KIND_MASK)
     }
 }
 
@@ -186,7 +188,7 @@ unsafe fn unlink(head: &LockedCell<LinkPtr>, entry: LinkPtr) {
 }
 
 impl Node {
-    fn new(parent: usize) -> Self {
+    fn new(parent: *const Node) -> Self {
         Node {
             state: AtomicUsize::new(0),
             refs: AtomicUsize::new(1),
@@ -354,7 +356,7 @@ impl NodeRef {
         if bits != 0 {
             return born_cancelled(bits);
         }
-        let child = NodeRef::from_box(Box::new(Node::new(self.addr())));
+        let child = NodeRef::from_box(Box::new(Node::new(self.ptr.as_ptr())));
         let entry = LinkPtr::new(sib_of(child.ptr), KIND_CHILD);
         parent.acquire();
         // SAFETY: the child's link is in no list, and the child leaves the list before it is
@@ -546,36 +548,42 @@ unsafe fn release(node: NonNull<Node>) {
         // SAFETY: the count is zero: this thread is the only one left with access to the node
         // (invariants 4 and 5), so its private fields are ours and it can be freed.
         unsafe {
-            match node.parent.get() {
-                NO_PARENT => drop(Box::from_raw(ptr.as_ptr())),
-                LINKED => {
-                    let linked = ptr.as_ptr().cast::<Linked>();
-                    let mut up = (*linked).uplinks.get();
-                    while !up.is_null() {
-                        let parent = (*up).parent;
-                        {
-                            let _guard = parent.as_ref().lock.lock();
-                            unlink(&parent.as_ref().head, LinkPtr::new(up.cast(), KIND_UPLINK));
-                        }
-                        let following = (*up).next_up;
-                        drop(Box::from_raw(up));
-                        more.push(parent);
-                        up = following;
-                    }
-                    drop(Box::from_raw(linked));
+            let parent = node.parent.get();
+            if parent == NO_PARENT {
+                drop(Box::from_raw(ptr.as_ptr()));
+            } else if parent == LINKED {
+                let linked = ptr.as_ptr().cast::<Linked>();
+                let mut up = (*linked).uplinks.get();
+                while !up.is_null() {
+                    let Uplink {
+                        parent, next_up, ..
+                    } = *up;
+                    leave(parent, LinkPtr::new(up.cast(), KIND_UPLINK));
+                    drop(Box::from_raw(up));
+                    more.push(parent);
+                    up = next_up;
                 }
-                parent => {
-                    let parent = NonNull::new_unchecked(parent as *mut Node);
-                    {
-                        let _guard = parent.as_ref().lock.lock();
-                        unlink(&parent.as_ref().head, LinkPtr::new(sib_of(ptr), KIND_CHILD));
-                    }
-                    drop(Box::from_raw(ptr.as_ptr()));
-                    next = Some(parent);
-                }
+                drop(Box::from_raw(linked));
+            } else {
+                let parent = NonNull::new_unchecked(parent.cast_mut());
+                leave(parent, LinkPtr::new(sib_of(ptr), KIND_CHILD));
+                drop(Box::from_raw(ptr.as_ptr()));
+                next = Some(parent);
             }
         }
     }
+}
+
+/// Removes `entry` from the list of `parent`, under its lock.
+///
+/// # Safety
+/// `entry` is in the list of `parent`, which is alive.
+unsafe fn leave(parent: NonNull<Node>, entry: LinkPtr) {
+    // SAFETY: alive (caller).
+    let parent = unsafe { parent.as_ref() };
+    let _guard = parent.lock.lock();
+    // SAFETY: the lock is held and `entry` is in this list (caller).
+    unsafe { unlink(&parent.head, entry) };
 }
 
 /// The state of one `cancel` call: the nodes still to visit and the callbacks still to run.
