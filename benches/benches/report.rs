@@ -1,10 +1,10 @@
 //! The short side-by-side report of SPEC §6: one Markdown table, `cancelable` vs tokio-util.
 //!
-//! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run). The criterion
-//! benches next to this file measure the same operations more carefully and with more peers;
-//! this binary exists so the README's table and a CI smoke run take under a minute, with
-//! simple `Instant` loops (median of several runs of a few ms each) and a counting allocator for
-//! the memory rows. It asserts no threshold: the "met?" column reports, CI does not gate on it.
+//! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run).
+//! The criterion benches next to this file measure the same operations more carefully and with
+//! more peers; this binary exists so the README's table and a CI smoke run take seconds, with
+//! simple `Instant` loops (median of several runs of a few ms each, ours and tokio-util's runs
+//! alternating) and a counting allocator for the memory rows. It asserts no threshold: the "met?" column reports, CI does not gate on it.
 //! Run by `cargo test --benches` (no `--bench` argument) it does the quick version.
 
 use std::future::Future;
@@ -392,7 +392,8 @@ fn print_report(rows: &[Row], quick: bool) {
     println!();
     println!(
         "Times are medians per operation (per node or waiter where stated); heap is requested bytes \
-         still held per object, amortized over {MEM_N} (a parent's child list included), and allocator calls per object."
+         still held per object, amortized over {MEM_N} (a parent's child list included), and \
+         allocator calls per object. The two-thread rows need two otherwise idle cores to be stable."
     );
 }
 
