@@ -17,7 +17,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cancelable::{CancelReason, CancellationToken, FutureExt};
+use cancelable::{CancelReason, CancellationToken, FutureExt, StreamExt as _};
+use futures_lite::{StreamExt as _, stream};
 
 // ---------------------------------------------------------------------------------------------
 // The executor.
@@ -223,6 +224,23 @@ fn main() {
             Ok(()) => println!("long job: finished (unexpected)"),
             Err(cancelled) => println!("[{:>3} ms] long job: {cancelled}", elapsed()),
         }
+    });
+
+    // 5. A stream of readings that simply ends at the cancelation: the consumer needs no
+    //    special case, its `while let` loop just sees the end of the stream.
+    let t = token.clone();
+    executor.spawn("stream", async move {
+        let readings = stream::unfold(0u32, |n| async move {
+            sleep(Duration::from_millis(60)).await;
+            Some((n * 10, n + 1))
+        });
+        let mut readings = Box::pin(readings.take_until_cancelled(&t));
+        let mut count = 0;
+        while let Some(value) = readings.next().await {
+            count += 1;
+            println!("[{:>3} ms] stream: reading {value}", elapsed());
+        }
+        println!("[{:>3} ms] stream: ended after {count} readings", elapsed());
     });
 
     // The timer thread: a deadline for the whole batch, enforced from outside the executor.
