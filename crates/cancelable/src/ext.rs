@@ -1,5 +1,6 @@
 //! Adapters that bind a future or a stream to a token.
 
+use alloc::boxed::Box;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -10,7 +11,8 @@ use pin_project_lite::pin_project;
 
 use crate::reason::Cancelled;
 use crate::token::CancellationToken;
-use crate::wait::{Waiter, race};
+use crate::tree::WaitEntry;
+use crate::wait::race;
 
 /// Cancelation for any future.
 ///
@@ -33,7 +35,7 @@ pub trait FutureExt: Future + Sized {
     fn cancelable(self, token: &CancellationToken) -> Cancelable<Self> {
         Cancelable {
             token: token.clone(),
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
             future: Some(self),
         }
     }
@@ -46,7 +48,7 @@ pub trait FutureExt: Future + Sized {
     ) -> WithCancellationTokenFuture<'_, Self> {
         WithCancellationTokenFuture {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
             future: self,
         }
     }
@@ -58,7 +60,7 @@ pub trait FutureExt: Future + Sized {
     ) -> WithCancellationTokenFutureOwned<Self> {
         WithCancellationTokenFutureOwned {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
             future: self,
         }
     }
@@ -71,7 +73,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Cancelable<F> {
         token: CancellationToken,
-        waiter: Waiter,
+        #[pin]
+        waiter: WaitEntry,
         #[pin]
         future: Option<F>,
     }
@@ -85,7 +88,7 @@ impl<F: Future> Future for Cancelable<F> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`Cancelable` polled after completion");
         };
-        match race(this.token.node(), this.waiter, future, cx) {
+        match race(this.token.node_ref(), this.waiter, future, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 this.future.set(None);
@@ -109,7 +112,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct WithCancellationTokenFuture<'a, F> {
         token: &'a CancellationToken,
-        waiter: Waiter,
+        #[pin]
+        waiter: WaitEntry,
         #[pin]
         future: F,
     }
@@ -120,7 +124,7 @@ impl<F: Future> Future for WithCancellationTokenFuture<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node(), this.waiter, this.future, cx)
+        race(this.token.node_ref(), this.waiter, this.future, cx)
     }
 }
 
@@ -137,7 +141,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct WithCancellationTokenFutureOwned<F> {
         token: CancellationToken,
-        waiter: Waiter,
+        #[pin]
+        waiter: WaitEntry,
         #[pin]
         future: F,
     }
@@ -148,7 +153,7 @@ impl<F: Future> Future for WithCancellationTokenFutureOwned<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node(), this.waiter, this.future, cx)
+        race(this.token.node_ref(), this.waiter, this.future, cx)
     }
 }
 
@@ -180,7 +185,7 @@ pub trait StreamExt: Stream + Sized {
     fn take_until_cancelled(self, token: &CancellationToken) -> TakeUntilCancelled<Self> {
         TakeUntilCancelled {
             token: token.clone(),
-            waiter: Waiter::default(),
+            waiter: None,
             stream: Some(self),
         }
     }
@@ -190,10 +195,14 @@ impl<S: Stream> StreamExt for S {}
 
 pin_project! {
     /// The stream of [`StreamExt::take_until_cancelled`].
+    ///
+    /// Unlike the futures of this crate it is `Unpin` when the stream is, so `.next().await`
+    /// works without pinning: its waiter is boxed the first time the stream is pending, once
+    /// for the stream's whole life.
     #[must_use = "streams do nothing unless polled"]
     pub struct TakeUntilCancelled<S> {
         token: CancellationToken,
-        waiter: Waiter,
+        waiter: Option<Pin<Box<WaitEntry>>>,
         #[pin]
         stream: Option<S>,
     }
@@ -207,17 +216,23 @@ impl<S: Stream> Stream for TakeUntilCancelled<S> {
         let Some(stream) = this.stream.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let node = this.token.node();
-        let next = if node.is_cancelled() {
+        let node = this.token.node_ref();
+        let next = if node.node().is_cancelled() {
             Poll::Ready(None)
         } else {
             match stream.poll_next(cx) {
                 Poll::Ready(item) => Poll::Ready(item),
-                Poll::Pending => this.waiter.poll(node, cx).map(|()| None),
+                Poll::Pending => this
+                    .waiter
+                    .get_or_insert_with(|| Box::pin(WaitEntry::default()))
+                    .as_mut()
+                    .poll_cancelled(node, cx)
+                    .map(|()| None),
             }
         };
         if let Poll::Ready(None) = next {
             this.stream.set(None);
+            *this.waiter = None;
         }
         next
     }

@@ -4,7 +4,8 @@
 //! everything below it (children, their children, tokens linked to it with
 //! [`any_of`](CancellationToken::any_of)) and tells them why, with a [`CancelReason`]. Checking a
 //! token is one atomic load; waiting for one works on any executor, in a blocking thread, or in a
-//! `no_std` firmware loop. The API is a superset of `tokio_util::sync::CancellationToken`,
+//! `no_std` firmware loop, and allocates nothing: a pending `cancelled()` future is itself the
+//! entry the token links to. The API is a superset of `tokio_util::sync::CancellationToken`,
 //! without tokio.
 //!
 //! ```
@@ -59,7 +60,7 @@
 //! | feature            | default | what it does                                                   |
 //! |--------------------|---------|----------------------------------------------------------------|
 //! | `std`              | yes     | [`wait_blocking`](CancellationToken::wait_blocking), [`wait_blocking_timeout`](CancellationToken::wait_blocking_timeout), [`PanicGuard`], panic isolation of callbacks, `parking_lot` locks that park instead of spinning. Without it the crate is `no_std` + `alloc`: node locks spin (they guard a few pointer writes) and a panicking callback unwinds out of `cancel` at once. |
-//! | `critical-section` | no      | Hold node locks inside a [`critical-section`](https://docs.rs/critical-section) and let `event-listener` use one too. Enable it on targets where an interrupt handler may touch tokens: a spin lock taken by the interrupted code would otherwise never be released. You must provide a critical-section implementation. |
+//! | `critical-section` | no      | Hold node locks inside a [`critical-section`](https://docs.rs/critical-section). Enable it on targets where an interrupt handler may touch tokens: a spin lock taken by the interrupted code would otherwise never be released. You must provide a critical-section implementation. |
 //! | `portable-atomic`  | no      | Take atomics (and `Arc`) from `portable-atomic`, for targets without native compare-and-swap such as `thumbv6m`. Combine with `critical-section` there. |
 //! | `serde`            | no      | `Serialize`/`Deserialize` for [`CancelKind`] (snake case) and [`CancelReason`] (`{"kind", "message"}`). |
 //!

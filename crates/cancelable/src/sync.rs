@@ -39,7 +39,7 @@ pub(crate) struct LockedCell<T> {
     inner: core::cell::UnsafeCell<T>,
 }
 
-impl<T: Copy> LockedCell<T> {
+impl<T> LockedCell<T> {
     pub(crate) fn new(value: T) -> Self {
         Self {
             #[cfg(loom)]
@@ -49,6 +49,38 @@ impl<T: Copy> LockedCell<T> {
         }
     }
 
+    /// Puts `value` in the cell and returns the old value.
+    ///
+    /// # Safety
+    /// The caller holds the lock that protects this cell, or has exclusive access.
+    pub(crate) unsafe fn replace(&self, value: T) -> T {
+        #[cfg(loom)]
+        // SAFETY: forwarded to the caller: no concurrent reader or writer.
+        return self
+            .inner
+            .with_mut(|p| unsafe { core::ptr::replace(p, value) });
+        #[cfg(not(loom))]
+        // SAFETY: forwarded to the caller: no concurrent reader or writer.
+        unsafe {
+            core::ptr::replace(self.inner.get(), value)
+        }
+    }
+
+    /// Reads the value in place.
+    ///
+    /// # Safety
+    /// The caller holds the lock that protects this cell, or has exclusive access.
+    pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(loom)]
+        // SAFETY: forwarded to the caller: no concurrent writer.
+        return self.inner.with(|p| f(unsafe { &*p }));
+        #[cfg(not(loom))]
+        // SAFETY: forwarded to the caller: no concurrent writer.
+        f(unsafe { &*self.inner.get() })
+    }
+}
+
+impl<T: Copy> LockedCell<T> {
     /// # Safety
     /// The caller holds the lock that protects this cell, or has exclusive access.
     pub(crate) unsafe fn get(&self) -> T {

@@ -7,7 +7,7 @@ use core::hash::{Hash, Hasher};
 use crate::callback::{self, CancelCallback};
 use crate::guard::{DropGuard, DropGuardRef};
 use crate::reason::{CancelReason, Cancelled};
-use crate::tree::{Node, NodeRef};
+use crate::tree::NodeRef;
 use crate::wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
@@ -294,7 +294,7 @@ impl CancellationToken {
     /// ```
     #[cfg(feature = "std")]
     pub fn wait_blocking(&self) {
-        crate::wait::wait_blocking(self.node(), None);
+        crate::wait::wait_blocking(&self.node, None);
     }
 
     /// Blocks the calling thread until the token is cancelled or `timeout` passes; `true` if it
@@ -313,7 +313,7 @@ impl CancellationToken {
     pub fn wait_blocking_timeout(&self, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now().checked_add(timeout);
         // A timeout too large to represent is no timeout at all.
-        crate::wait::wait_blocking(self.node(), deadline)
+        crate::wait::wait_blocking(&self.node, deadline)
     }
 
     /// A guard that cancels the token only if dropped while the thread is panicking.
@@ -329,8 +329,8 @@ impl CancellationToken {
         crate::PanicGuard::new(self.clone())
     }
 
-    pub(crate) fn node(&self) -> &Node {
-        self.node.node()
+    pub(crate) fn node_ref(&self) -> &NodeRef {
+        &self.node
     }
 
     /// The error for a token known to be cancelled.

@@ -1,21 +1,24 @@
 //! The cancelation tree: nodes, their lists, and the walk that cancels a subtree.
 //!
 //! Everything that touches raw pointers lives here; `token.rs`, `wait.rs` and `callback.rs` use
-//! the small safe surface of [`NodeRef`], [`Node`] and the callback registration functions.
+//! the small safe surface of [`NodeRef`], [`Node`], [`WaitEntry`] and the callback registration
+//! functions.
 //!
 //! # Layout
 //!
-//! A [`Node`] is 64 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
-//! head of its list, a lazily allocated [`Event`] for waiters, its parent pointer and its own
-//! position in the parent's list. A node's *list* holds three kinds of entries, told apart by the
-//! tag of the pointer that leads to them ([`LinkPtr`]):
+//! A [`Node`] is 56 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
+//! head of its list, its parent pointer and its own position in the parent's list. A node's
+//! *list* holds four kinds of entries, told apart by the tag of the pointer that leads to them
+//! ([`LinkPtr`]):
 //!
 //! * `CHILD`: a child node, linked through its embedded `sib` link;
 //! * `UPLINK`: a heap [`Uplink`] that ties an [`any_of`](NodeRef::any_of) node to this parent;
-//! * `CALLBACK`: a heap [`CallbackHeader`] registered by `on_cancel`.
+//! * `CALLBACK`: a heap [`CallbackHeader`] registered by `on_cancel`;
+//! * `WAITER`: a [`WaitEntry`] embedded in a pinned `cancelled()` future or on the stack of a
+//!   blocking wait, so that waiting allocates nothing.
 //!
-//! The state word holds two flags in bits 0–1 (`HAS_ENTRIES`, `HAS_WAITERS`) and, once the node
-//! is cancelled, a [`PackedReason`] in the bits above. "Cancelled" is "the reason bits are
+//! The state word holds a flag in bit 0 (`HAS_ENTRIES`) and, once the node is cancelled, a
+//! [`PackedReason`] in the bits above. "Cancelled" is "the reason bits are
 //! non-zero", so `is_cancelled` is one `Acquire` load and the reason is published by the same
 //! compare-and-swap that cancels.
 //!
@@ -37,27 +40,26 @@
 //!    reached through a list, under the list owner's lock, is valid memory.
 //! 6. The walker takes a reference before it leaves a parent's lock holding a child it still has to
 //!    visit. A child whose count is already zero is dying and, by 4, has nothing to visit.
-//! 7. Waiters set `HAS_WAITERS` with a read-modify-write *after* they started listening; the walker
-//!    notifies exactly when the state it replaced had the flag. Both are RMWs on one word, so one
-//!    of them sees the other: no lost wake-up.
-//! 8. No lock is held while callbacks run or wakers are woken.
+//! 7. A waiter is an entry like any other, committed by 3: either the walker finds it and wakes it,
+//!    or the waiter sees the cancelation itself. No lost wake-up.
+//! 8. No lock is held while callbacks run, wakers are woken or dropped (a waker's drop may free a
+//!    task whose futures lock this very node).
 //! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and dropping the
 //!    last reference of a chain of nodes loops up the chain.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::marker::PhantomPinned;
 use core::mem::offset_of;
+use core::pin::Pin;
 use core::ptr::{self, NonNull};
-
-use event_listener::Event;
+use core::task::{Context, Poll, Waker};
 
 use crate::reason::{CancelReason, PackedReason, REASON_MASK};
 use crate::sync::{AtomicUsize, LockedCell, Ordering, RawLock, fence};
 
 /// The node's list is, or was once, non-empty. Sticky: it is never cleared.
 const HAS_ENTRIES: usize = 0b01;
-/// Someone waits on the node's event. Sticky.
-const HAS_WAITERS: usize = 0b10;
 
 /// Value of `Node::parent` for a root (and for a child born cancelled).
 const NO_PARENT: *const Node = ptr::null();
@@ -76,8 +78,6 @@ pub(crate) struct Node {
     lock: RawLock,
     /// First entry of this node's list (invariant 2).
     head: LockedCell<LinkPtr>,
-    /// Waiters of `cancelled()` and the blocking waits; allocates on first listen.
-    event: Event,
     /// `NO_PARENT`, `LINKED`, or a pointer to the parent node. Written only while the node is
     /// private to one thread (creation, and freeing by 4).
     parent: LockedCell<*const Node>,
@@ -125,6 +125,7 @@ struct LinkPtr(*const Link);
 const KIND_CHILD: usize = 0;
 const KIND_UPLINK: usize = 1;
 const KIND_CALLBACK: usize = 2;
+const KIND_WAITER: usize = 3;
 const KIND_MASK: usize = 0b11;
 
 impl LinkPtr {
@@ -194,7 +195,6 @@ impl Node {
             refs: AtomicUsize::new(1),
             lock: RawLock::new(),
             head: LockedCell::new(LinkPtr::NULL),
-            event: Event::new(),
             parent: LockedCell::new(parent),
             sib: Link::new(),
         }
@@ -213,17 +213,6 @@ impl Node {
         // SAFETY: a reason stays in the state while the node lives (invariant 1), and `&self`
         // keeps the node alive.
         (bits != 0).then(|| unsafe { PackedReason::read(bits) })
-    }
-
-    /// The event waiters listen on.
-    pub(crate) fn event(&self) -> &Event {
-        &self.event
-    }
-
-    /// Announces a waiter that already listens on [`Node::event`]; `true` if the node is
-    /// cancelled (then no notification may come: the waiter must not sleep).
-    pub(crate) fn announce_waiter(&self) -> bool {
-        self.state.fetch_or(HAS_WAITERS, Ordering::AcqRel) & REASON_MASK != 0
     }
 
     /// Cancels this node alone with `reason` (a packed reason whose owner outlives the call).
@@ -288,6 +277,15 @@ impl Node {
             return Err(bits);
         }
         let _guard = self.lock.lock();
+        // SAFETY: the lock is held; the rest is forwarded to the caller.
+        unsafe { self.commit(entry) }
+    }
+
+    /// The locked half of [`Node::register`].
+    ///
+    /// # Safety
+    /// As for [`Node::register`], and the caller holds this node's lock.
+    unsafe fn commit(&self, entry: LinkPtr) -> Result<(), usize> {
         // SAFETY: the lock is held and `entry` is in no list (caller).
         unsafe { push_front(&self.head, entry) };
         let mut state = self.state.load(Ordering::Acquire);
@@ -443,6 +441,7 @@ impl NodeRef {
             reason: &reason,
             stack: Vec::new(),
             callbacks: Chain::new(),
+            wakers: Vec::new(),
             panic: None,
         };
         walk.visit(node, flags);
@@ -593,6 +592,8 @@ struct Walk<'a> {
     /// the flags they had.
     stack: Vec<(NonNull<Node>, usize)>,
     callbacks: Chain,
+    /// Wakers taken from the node being visited, woken once its lock is released.
+    wakers: Vec<Waker>,
     #[cfg(feature = "std")]
     panic: Option<Box<dyn core::any::Any + Send>>,
     #[cfg(not(feature = "std"))]
@@ -600,25 +601,33 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Finishes a node this walk cancelled: wakes its waiters, cancels its children and linked
-    /// nodes, and takes its callbacks for later. This is where cancelation reaches a grandchild:
-    /// a child with entries of its own is pushed on the stack and visited in turn.
+    /// Finishes a node this walk cancelled: cancels its children and linked nodes, wakes its
+    /// waiters and takes its callbacks for later. This is where cancelation reaches a
+    /// grandchild: a child with entries of its own is pushed on the stack and visited in turn.
     fn visit(&mut self, node: &Node, flags: usize) {
-        if flags & HAS_WAITERS != 0 {
-            let event = &node.event;
-            if let Some(payload) = crate::sync::catch(|| {
-                event.notify(usize::MAX);
-            }) {
-                self.panic.get_or_insert(payload);
-            }
-        }
         if flags & HAS_ENTRIES == 0 {
             return;
         }
         let mut taken = Chain::new();
-        let _guard = node.lock.lock();
-        // SAFETY: the lock is held (invariant 2), and every entry of the list is valid
-        // (invariant 5).
+        {
+            let _guard = node.lock.lock();
+            // SAFETY: the lock is held (invariant 2), and every entry of the list is valid
+            // (invariant 5).
+            unsafe { self.take_entries(node, &mut taken) };
+        }
+        self.callbacks.append(taken);
+        for waker in self.wakers.drain(..) {
+            if let Some(payload) = crate::sync::catch(|| waker.wake()) {
+                self.panic.get_or_insert(payload);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The caller holds `node`'s lock.
+    unsafe fn take_entries(&mut self, node: &Node, taken: &mut Chain) {
+        // SAFETY: the lock is held (caller), so the list and its entries are ours to walk; every
+        // entry is valid (invariant 5).
         unsafe {
             let mut cur = node.head.get();
             while !cur.is_null() {
@@ -629,6 +638,16 @@ impl Walk<'_> {
                         unlink(&node.head, cur);
                         (*header).unlinked.set(true);
                         taken.push_front(NonNull::new_unchecked(header));
+                    }
+                    KIND_WAITER => {
+                        // Only the guarded fields are touched: the owner may hold `&mut` to the
+                        // rest of the entry.
+                        let entry = cur.link().cast::<WaitEntry>();
+                        unlink(&node.head, cur);
+                        (*entry).linked.set(false);
+                        if let Some(waker) = (*entry).waker.replace(None) {
+                            self.wakers.push(waker);
+                        }
                     }
                     kind => {
                         let child = if kind == KIND_CHILD {
@@ -641,9 +660,7 @@ impl Walk<'_> {
                         };
                         let child = NonNull::new_unchecked(child);
                         if let Some(child_flags) = child.as_ref().set_reason(self.reason) {
-                            if child_flags & (HAS_ENTRIES | HAS_WAITERS) != 0
-                                && child.as_ref().try_acquire()
-                            {
+                            if child_flags & HAS_ENTRIES != 0 && child.as_ref().try_acquire() {
                                 self.stack.push((child, child_flags));
                             }
                         }
@@ -652,7 +669,6 @@ impl Walk<'_> {
                 cur = following;
             }
         }
-        self.callbacks.append(taken);
     }
 
     /// Runs the callbacks taken by the walk, in order, and resumes the first panic.
@@ -822,5 +838,143 @@ impl CallbackHeader {
             // SAFETY: no share is left: nobody else can reach the entry.
             unsafe { (header.as_ref().vtable.dealloc)(header) }
         }
+    }
+}
+
+/// A task waiting for a node's cancelation: an entry of the node's list embedded in a pinned
+/// future (or pinned on the stack of a blocking wait), so waiting allocates nothing.
+///
+/// `linked` and `waker` are guarded by the lock of the node in `node`; the walker that takes the
+/// entry out of the list clears `linked` and takes the waker under that lock, then wakes it after
+/// the lock is released.
+#[repr(C)]
+pub(crate) struct WaitEntry {
+    link: Link,
+    linked: LockedCell<bool>,
+    waker: LockedCell<Option<Waker>>,
+    /// The node the entry is registered on; a counted reference, so that the node outlives the
+    /// entry's membership of its list. Only the owner of the entry touches it.
+    node: Option<NodeRef>,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: `link`, `linked` and `waker` are only touched under the registered node's lock (or by
+// the owner while unregistered); `node` only by the owner through `Pin<&mut Self>`.
+unsafe impl Send for WaitEntry {}
+// SAFETY: `&WaitEntry` gives access to nothing without the node's lock.
+unsafe impl Sync for WaitEntry {}
+
+impl Default for WaitEntry {
+    fn default() -> Self {
+        WaitEntry {
+            link: Link::new(),
+            linked: LockedCell::new(false),
+            waker: LockedCell::new(None),
+            node: None,
+            _pinned: PhantomPinned,
+        }
+    }
+}
+
+impl WaitEntry {
+    /// Ready once `node` is cancelled; otherwise makes sure `cx`'s waker will be woken then.
+    pub(crate) fn poll_cancelled(
+        self: Pin<&mut Self>,
+        node: &NodeRef,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        // SAFETY: nothing is moved out of the entry; its address is what the list links to, and
+        // `Drop` unlinks it before the memory can go away.
+        let this = unsafe { self.get_unchecked_mut() };
+        let Some(registered) = &this.node else {
+            return this.register(node, cx);
+        };
+        let stale = {
+            let _guard = registered.node().lock.lock();
+            // SAFETY: the lock of the node the entry is registered on is held.
+            unsafe {
+                if !this.linked.get() {
+                    None
+                } else if this
+                    .waker
+                    .with(|w| w.as_ref().is_some_and(|w| w.will_wake(cx.waker())))
+                {
+                    return Poll::Pending;
+                } else {
+                    Some(this.waker.replace(Some(cx.waker().clone())))
+                }
+            }
+        };
+        match stale {
+            // The old waker is dropped here, after the lock (invariant 8).
+            Some(_old) => Poll::Pending,
+            None => {
+                this.node = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// The tagged pointer the list holds: derived from the whole entry (whose first field is
+    /// the link), so that the walker can reach the entry's other fields through it.
+    fn link_ptr(&self) -> LinkPtr {
+        LinkPtr::new(ptr::from_ref(self).cast::<Link>(), KIND_WAITER)
+    }
+
+    fn register(&mut self, node: &NodeRef, cx: &mut Context<'_>) -> Poll<()> {
+        let target = node.node();
+        if target.is_cancelled() {
+            return Poll::Ready(());
+        }
+        let waker = cx.waker().clone();
+        let entry = self.link_ptr();
+        let refused = {
+            let _guard = target.lock.lock();
+            // SAFETY: the lock is held, and the entry is in no list. It is pinned, so it stays
+            // at this address until `Drop` unlinks it.
+            unsafe {
+                self.linked.set(true);
+                let previous = self.waker.replace(Some(waker));
+                debug_assert!(previous.is_none());
+                match target.commit(entry) {
+                    Ok(()) => None,
+                    Err(_) => {
+                        self.linked.set(false);
+                        self.waker.replace(None)
+                    }
+                }
+            }
+        };
+        match refused {
+            // Cancelled meanwhile; the unused waker is dropped here, after the lock.
+            Some(_waker) => Poll::Ready(()),
+            None => {
+                self.node = Some(node.clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for WaitEntry {
+    fn drop(&mut self) {
+        let Some(node) = self.node.take() else {
+            return;
+        };
+        let waker = {
+            let target = node.node();
+            let _guard = target.lock.lock();
+            // SAFETY: the lock of the node the entry is registered on is held; if still linked,
+            // the entry is in its list.
+            unsafe {
+                if self.linked.get() {
+                    self.linked.set(false);
+                    unlink(&target.head, self.link_ptr());
+                }
+                self.waker.replace(None)
+            }
+        };
+        drop(waker);
+        drop(node);
     }
 }

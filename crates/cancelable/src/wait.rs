@@ -1,98 +1,105 @@
 //! Waiting for cancelation: the `cancelled()` futures, `run_until_cancelled`, blocking waits.
 //!
-//! All of them go through [`Waiter`]: check the state; if live, listen on the node's event, then
-//! announce the waiter with a read-modify-write of the state (tree invariant 7), which either
-//! reports the cancelation that raced in or guarantees a notification.
+//! All of them go through a [`WaitEntry`] of the tree: an entry of the node's list that lives
+//! inside the (pinned) future itself, so waiting on a live token allocates nothing.
 
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use event_listener::EventListener;
 use pin_project_lite::pin_project;
 
 use crate::token::CancellationToken;
-use crate::tree::Node;
+use crate::tree::{NodeRef, WaitEntry};
 
-/// The waiting half shared by every future here: a listener, created on the first pending poll.
-#[derive(Default)]
-pub(crate) struct Waiter {
-    listener: Option<EventListener>,
-}
-
-impl Waiter {
-    /// Ready once `node` is cancelled; otherwise registers `cx`'s waker.
-    pub(crate) fn poll(&mut self, node: &Node, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if node.is_cancelled() {
-                self.listener = None;
-                return Poll::Ready(());
-            }
-            match &mut self.listener {
-                Some(listener) => {
-                    if Pin::new(listener).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-                None => {
-                    let listener = node.event().listen();
-                    if node.announce_waiter() {
-                        return Poll::Ready(());
-                    }
-                    self.listener = Some(listener);
-                }
-            }
-        }
+/// Polls `future` unless `node` is cancelled: `Some(output)` if it finishes first, `None` if the
+/// cancelation comes first (then `future` is not polled again).
+///
+/// The future is polled before the waiter registers, so one that finishes on its first poll
+/// never touches the node's lock.
+pub(crate) fn race<F: Future>(
+    node: &NodeRef,
+    waiter: Pin<&mut WaitEntry>,
+    future: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    if node.node().is_cancelled() {
+        return Poll::Ready(None);
     }
+    if let Poll::Ready(output) = future.poll(cx) {
+        return Poll::Ready(Some(output));
+    }
+    waiter.poll_cancelled(node, cx).map(|()| None)
 }
 
 /// Blocks the thread until `node` is cancelled or `deadline` passes; `true` if cancelled.
 #[cfg(feature = "std")]
-pub(crate) fn wait_blocking(node: &Node, deadline: Option<std::time::Instant>) -> bool {
-    use event_listener::Listener;
-    loop {
-        if node.is_cancelled() {
-            return true;
+pub(crate) fn wait_blocking(node: &NodeRef, deadline: Option<std::time::Instant>) -> bool {
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+    use std::thread::{self, Thread};
+
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
         }
-        let listener = node.event().listen();
-        if node.announce_waiter() {
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    if node.node().is_cancelled() {
+        return true;
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut entry = core::pin::pin!(WaitEntry::default());
+    loop {
+        if entry.as_mut().poll_cancelled(node, &mut cx).is_ready() {
             return true;
         }
         match deadline {
-            None => listener.wait(),
+            None => thread::park(),
             Some(deadline) => {
-                if listener.wait_deadline(deadline).is_none() {
-                    return node.is_cancelled();
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    return node.node().is_cancelled();
                 }
+                thread::park_timeout(deadline - now);
             }
         }
     }
 }
 
-/// The future of [`CancellationToken::cancelled`]: resolves once the token is cancelled.
-///
-/// ```
-/// use cancelable::CancellationToken;
-///
-/// let token = CancellationToken::new();
-/// let waiter = token.clone();
-/// let worker = std::thread::spawn(move || futures_lite::future::block_on(waiter.cancelled()));
-/// token.cancel();
-/// worker.join().unwrap();
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct WaitForCancellationFuture<'a> {
-    token: &'a CancellationToken,
-    waiter: Waiter,
+pin_project! {
+    /// The future of [`CancellationToken::cancelled`]: resolves once the token is cancelled.
+    ///
+    /// Waiting allocates nothing: the future itself is the entry the token's node links to.
+    ///
+    /// ```
+    /// use cancelable::CancellationToken;
+    ///
+    /// let token = CancellationToken::new();
+    /// let waiter = token.clone();
+    /// let worker = std::thread::spawn(move || futures_lite::future::block_on(waiter.cancelled()));
+    /// token.cancel();
+    /// worker.join().unwrap();
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WaitForCancellationFuture<'a> {
+        token: &'a CancellationToken,
+        #[pin]
+        waiter: WaitEntry,
+    }
 }
 
 impl<'a> WaitForCancellationFuture<'a> {
     pub(crate) fn new(token: &'a CancellationToken) -> Self {
         Self {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
         }
     }
 }
@@ -100,9 +107,9 @@ impl<'a> WaitForCancellationFuture<'a> {
 impl Future for WaitForCancellationFuture<'_> {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        this.waiter.poll(this.token.node(), cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        this.waiter.poll_cancelled(this.token.node_ref(), cx)
     }
 }
 
@@ -114,28 +121,31 @@ impl fmt::Debug for WaitForCancellationFuture<'_> {
     }
 }
 
-/// The future of [`CancellationToken::cancelled_owned`]: `'static + Send`, for spawning.
-///
-/// ```
-/// use cancelable::CancellationToken;
-///
-/// let token = CancellationToken::new();
-/// let waiter = token.clone().cancelled_owned();
-/// let worker = std::thread::spawn(move || futures_lite::future::block_on(waiter));
-/// token.cancel();
-/// worker.join().unwrap();
-/// ```
-#[must_use = "futures do nothing unless polled"]
-pub struct WaitForCancellationFutureOwned {
-    token: CancellationToken,
-    waiter: Waiter,
+pin_project! {
+    /// The future of [`CancellationToken::cancelled_owned`]: `'static + Send`, for spawning.
+    ///
+    /// ```
+    /// use cancelable::CancellationToken;
+    ///
+    /// let token = CancellationToken::new();
+    /// let waiter = token.clone().cancelled_owned();
+    /// let worker = std::thread::spawn(move || futures_lite::future::block_on(waiter));
+    /// token.cancel();
+    /// worker.join().unwrap();
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WaitForCancellationFutureOwned {
+        token: CancellationToken,
+        #[pin]
+        waiter: WaitEntry,
+    }
 }
 
 impl WaitForCancellationFutureOwned {
     pub(crate) fn new(token: CancellationToken) -> Self {
         Self {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
         }
     }
 }
@@ -143,9 +153,9 @@ impl WaitForCancellationFutureOwned {
 impl Future for WaitForCancellationFutureOwned {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        this.waiter.poll(this.token.node(), cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        this.waiter.poll_cancelled(this.token.node_ref(), cx)
     }
 }
 
@@ -155,26 +165,6 @@ impl fmt::Debug for WaitForCancellationFutureOwned {
             .field("token", &self.token)
             .finish()
     }
-}
-
-/// Polls `future` unless `node` is cancelled: `Some(output)` if it finishes first, `None` if the
-/// cancelation comes first (then `future` is not polled again).
-///
-/// The future is polled before the waiter registers, so one that finishes on its first poll
-/// never allocates a listener.
-pub(crate) fn race<F: Future>(
-    node: &Node,
-    waiter: &mut Waiter,
-    future: Pin<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<F::Output>> {
-    if node.is_cancelled() {
-        return Poll::Ready(None);
-    }
-    if let Poll::Ready(output) = future.poll(cx) {
-        return Poll::Ready(Some(output));
-    }
-    waiter.poll(node, cx).map(|()| None)
 }
 
 pin_project! {
@@ -192,7 +182,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelledFuture<'a, F> {
         token: &'a CancellationToken,
-        waiter: Waiter,
+        #[pin]
+        waiter: WaitEntry,
         #[pin]
         future: F,
     }
@@ -202,7 +193,7 @@ impl<'a, F> RunUntilCancelledFuture<'a, F> {
     pub(crate) fn new(token: &'a CancellationToken, future: F) -> Self {
         Self {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
             future,
         }
     }
@@ -213,7 +204,7 @@ impl<F: Future> Future for RunUntilCancelledFuture<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node(), this.waiter, this.future, cx)
+        race(this.token.node_ref(), this.waiter, this.future, cx)
     }
 }
 
@@ -238,7 +229,8 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelledFutureOwned<F> {
         token: CancellationToken,
-        waiter: Waiter,
+        #[pin]
+        waiter: WaitEntry,
         #[pin]
         future: F,
     }
@@ -248,7 +240,7 @@ impl<F> RunUntilCancelledFutureOwned<F> {
     pub(crate) fn new(token: CancellationToken, future: F) -> Self {
         Self {
             token,
-            waiter: Waiter::default(),
+            waiter: WaitEntry::default(),
             future,
         }
     }
@@ -259,7 +251,7 @@ impl<F: Future> Future for RunUntilCancelledFutureOwned<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node(), this.waiter, this.future, cx)
+        race(this.token.node_ref(), this.waiter, this.future, cx)
     }
 }
 

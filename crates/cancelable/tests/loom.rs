@@ -3,7 +3,9 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p cancelable --release --test loom`.
 #![cfg(loom)]
 
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 
 use cancelable::{CancelKind, CancelReason, CancellationToken};
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +54,39 @@ fn cancel_vs_first_poll_of_cancelled_has_no_lost_wakeup() {
         let waiter = {
             let token = token.clone();
             thread::spawn(move || loom::future::block_on(token.cancelled()))
+        };
+        token.cancel();
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn cancel_vs_dropping_a_pending_waiter() {
+    model(|| {
+        let token = CancellationToken::new();
+        let waiter = {
+            let token = token.clone();
+            thread::spawn(move || {
+                let mut fut = pin!(token.cancelled());
+                let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            })
+        };
+        token.cancel();
+        waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn cancel_vs_repoll_with_another_waker() {
+    model(|| {
+        let token = CancellationToken::new();
+        let waiter = {
+            let token = token.clone();
+            thread::spawn(move || {
+                let mut fut = pin!(token.cancelled());
+                let _ = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                loom::future::block_on(fut);
+            })
         };
         token.cancel();
         waiter.join().unwrap();

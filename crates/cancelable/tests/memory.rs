@@ -134,7 +134,19 @@ fn awaiting_an_already_cancelled_token_allocates_nothing() {
 }
 
 #[test]
-fn future_that_finishes_first_never_allocates_a_listener() {
+fn pending_cancelled_future_allocates_nothing() {
+    let token = CancellationToken::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let ((), _, allocations) = measure(|| {
+        let mut fut = pin!(token.cancelled());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    });
+    assert_eq!(allocations, 0);
+}
+
+#[test]
+fn future_that_finishes_first_never_registers_a_waiter() {
     let token = CancellationToken::new();
     let mut cx = Context::from_waker(Waker::noop());
     let ((), _, allocations) = measure(|| {
