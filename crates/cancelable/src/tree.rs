@@ -6,28 +6,31 @@
 //!
 //! # Layout
 //!
-//! A [`Node`] is 56 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
-//! head of its list, its parent pointer and its own position in the parent's list. A node's
-//! *list* holds four kinds of entries, told apart by the tag of the pointer that leads to them
+//! A [`Node`] is 64 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
+//! heads of its two lists, its parent pointer and its own position in the parent's list. The
+//! entries of the lists are told apart by the tag of the pointer that leads to them
 //! ([`LinkPtr`]):
 //!
-//! * `CHILD`: a child node, linked through its embedded `sib` link;
-//! * `UPLINK`: a heap [`Uplink`] that ties an [`any_of`](NodeRef::any_of) node to this parent;
-//! * `CALLBACK`: a heap [`CallbackHeader`] registered by `on_cancel`;
-//! * `WAITER`: a [`WaitEntry`] embedded in a pinned `cancelled()` future or on the stack of a
-//!   blocking wait, so that waiting allocates nothing.
+//! * the *children* list (`head`), which cancelation walks and leaves in place:
+//!   * `CHILD`: a child node, linked through its embedded `sib` link;
+//!   * `UPLINK`: a heap [`Uplink`] that ties an [`any_of`](NodeRef::any_of) node to this parent;
+//! * the *signals* list (`signals`), which the cancelling walk takes out:
+//!   * `CALLBACK`: a heap [`CallbackHeader`] registered by `on_cancel`;
+//!   * `WAITER`: a [`WaitEntry`] embedded in a pinned `cancelled()` future or on the stack of a
+//!     blocking wait, so that waiting allocates nothing. Their wakers are taken 32 at a time
+//!     into an array on the walk's stack and woken with the lock released.
 //!
 //! The state word holds a flag in bit 0 (`HAS_ENTRIES`) and, once the node is cancelled, a
-//! [`PackedReason`] in the bits above. "Cancelled" is "the reason bits are
-//! non-zero", so `is_cancelled` is one `Acquire` load and the reason is published by the same
+//! [`PackedReason`] in the bits above. "Cancelled" is "the reason bits are non-zero", so
+//! `is_cancelled` is one `Acquire` load and the reason is published by the same
 //! compare-and-swap that cancels.
 //!
 //! # Invariants
 //!
 //! 1. The reason bits of `state` are written once, by the CAS that cancels the node, and stay until
 //!    the node is freed. Flags only ever get set.
-//! 2. A node's list, and the `prev`/`next` links of every entry in it, are read and written only
-//!    under that node's lock. No code path holds two node locks at once.
+//! 2. A node's lists, and the `prev`/`next` links of every entry in them, are read and written
+//!    only under that node's lock. No code path holds two node locks at once.
 //! 3. An entry is *committed* to a live node's list when it is linked under the lock and the node's
 //!    state was seen with `HAS_ENTRIES` and without a reason, after the link. The walker that
 //!    cancels the node saw `HAS_ENTRIES` in the state it replaced, so it takes the lock after the
@@ -76,8 +79,11 @@ pub(crate) struct Node {
     state: AtomicUsize,
     refs: AtomicUsize,
     lock: RawLock,
-    /// First entry of this node's list (invariant 2).
+    /// First child or up-link of this node's list (invariant 2).
     head: LockedCell<LinkPtr>,
+    /// First callback or waiter: the *signals* of this node, taken out by the walk that
+    /// cancels it (invariant 2).
+    signals: LockedCell<LinkPtr>,
     /// `NO_PARENT`, `LINKED`, or a pointer to the parent node. Written only while the node is
     /// private to one thread (creation, and freeing by 4).
     parent: LockedCell<*const Node>,
@@ -195,6 +201,7 @@ impl Node {
             refs: AtomicUsize::new(1),
             lock: RawLock::new(),
             head: LockedCell::new(LinkPtr::NULL),
+            signals: LockedCell::new(LinkPtr::NULL),
             parent: LockedCell::new(parent),
             sib: Link::new(),
         }
@@ -286,8 +293,9 @@ impl Node {
     /// # Safety
     /// As for [`Node::register`], and the caller holds this node's lock.
     unsafe fn commit(&self, entry: LinkPtr) -> Result<(), usize> {
+        let list = self.list_of(entry);
         // SAFETY: the lock is held and `entry` is in no list (caller).
-        unsafe { push_front(&self.head, entry) };
+        unsafe { push_front(list, entry) };
         let mut state = self.state.load(Ordering::Acquire);
         if state & (HAS_ENTRIES | REASON_MASK) == 0 {
             state = self.state.fetch_or(HAS_ENTRIES, Ordering::AcqRel);
@@ -295,10 +303,20 @@ impl Node {
         let bits = state & REASON_MASK;
         if bits != 0 {
             // SAFETY: linked just above, under the same lock.
-            unsafe { unlink(&self.head, entry) };
+            unsafe { unlink(list, entry) };
             return Err(bits);
         }
         Ok(())
+    }
+}
+
+impl Node {
+    /// The list an entry of this kind belongs to.
+    fn list_of(&self, entry: LinkPtr) -> &LockedCell<LinkPtr> {
+        match entry.kind() {
+            KIND_CHILD | KIND_UPLINK => &self.head,
+            _ => &self.signals,
+        }
     }
 }
 
@@ -441,7 +459,6 @@ impl NodeRef {
             reason: &reason,
             stack: Vec::new(),
             callbacks: Chain::new(),
-            wakers: Vec::new(),
             panic: None,
         };
         walk.visit(node, flags);
@@ -489,7 +506,7 @@ impl NodeRef {
             }
             header.unlinked.set(true);
             unlink(
-                &node.head,
+                &node.signals,
                 LinkPtr::new(ptr::from_ref(header).cast(), KIND_CALLBACK),
             );
         }
@@ -528,26 +545,40 @@ fn born_cancelled(bits: usize) -> NodeRef {
     NodeRef::from_box(Box::new(node))
 }
 
-/// Drops one reference; the last one unlinks the node from its parents and frees it, then drops
-/// the references it held on them, looping instead of recursing (invariant 9).
+/// Drops one reference; the last one unlinks the node from its parents and frees it (see
+/// [`free`]). Inlined: dropping a handle that is not the last is one atomic decrement.
 ///
 /// # Safety
 /// The caller owns one reference on `node` and gives it up.
+#[inline]
 unsafe fn release(node: NonNull<Node>) {
+    // SAFETY: the caller's reference keeps the node alive until the decrement.
+    if unsafe { node.as_ref() }
+        .refs
+        .fetch_sub(1, Ordering::Release)
+        == 1
+    {
+        // SAFETY: that was the last reference.
+        unsafe { free(node) }
+    }
+}
+
+/// Frees a node whose count reached zero: unlinks it from its parents, frees it, then drops the
+/// references it held on them, looping up the chain instead of recursing (invariant 9).
+///
+/// # Safety
+/// The count of `node` is zero.
+#[inline(never)]
+unsafe fn free(node: NonNull<Node>) {
+    fence(Ordering::Acquire);
     let mut next = Some(node);
     // Extra parents of `any_of` nodes; allocates only when such a node dies.
     let mut more: Vec<NonNull<Node>> = Vec::new();
     while let Some(ptr) = next.take().or_else(|| more.pop()) {
-        // SAFETY: we own a reference on `ptr`, so it is alive until we give it up here.
-        let node = unsafe { ptr.as_ref() };
-        if node.refs.fetch_sub(1, Ordering::Release) != 1 {
-            continue;
-        }
-        fence(Ordering::Acquire);
         // SAFETY: the count is zero: this thread is the only one left with access to the node
         // (invariants 4 and 5), so its private fields are ours and it can be freed.
         unsafe {
-            let parent = node.parent.get();
+            let parent = ptr.as_ref().parent.get();
             if parent == NO_PARENT {
                 drop(Box::from_raw(ptr.as_ptr()));
             } else if parent == LINKED {
@@ -559,7 +590,10 @@ unsafe fn release(node: NonNull<Node>) {
                     } = *up;
                     leave(parent, LinkPtr::new(up.cast(), KIND_UPLINK));
                     drop(Box::from_raw(up));
-                    more.push(parent);
+                    if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
+                        fence(Ordering::Acquire);
+                        more.push(parent);
+                    }
                     up = next_up;
                 }
                 drop(Box::from_raw(linked));
@@ -567,7 +601,10 @@ unsafe fn release(node: NonNull<Node>) {
                 let parent = NonNull::new_unchecked(parent.cast_mut());
                 leave(parent, LinkPtr::new(sib_of(ptr), KIND_CHILD));
                 drop(Box::from_raw(ptr.as_ptr()));
-                next = Some(parent);
+                if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
+                    fence(Ordering::Acquire);
+                    next = Some(parent);
+                }
             }
         }
     }
@@ -592,13 +629,14 @@ struct Walk<'a> {
     /// the flags they had.
     stack: Vec<(NonNull<Node>, usize)>,
     callbacks: Chain,
-    /// Wakers taken from the node being visited, woken once its lock is released.
-    wakers: Vec<Waker>,
-    #[cfg(feature = "std")]
-    panic: Option<Box<dyn core::any::Any + Send>>,
-    #[cfg(not(feature = "std"))]
-    panic: Option<core::convert::Infallible>,
+    panic: Option<Payload>,
 }
+
+/// A caught panic: what [`crate::sync::catch`] returns.
+#[cfg(feature = "std")]
+type Payload = Box<dyn core::any::Any + Send>;
+#[cfg(not(feature = "std"))]
+type Payload = core::convert::Infallible;
 
 impl Walk<'_> {
     /// Finishes a node this walk cancelled: cancels its children and linked nodes, wakes its
@@ -609,64 +647,50 @@ impl Walk<'_> {
             return;
         }
         let mut taken = Chain::new();
-        {
-            let _guard = node.lock.lock();
-            // SAFETY: the lock is held (invariant 2), and every entry of the list is valid
-            // (invariant 5).
-            unsafe { self.take_entries(node, &mut taken) };
+        let mut wakers = [const { None }; WAKE_BATCH];
+        let mut guard = node.lock.lock();
+        // SAFETY: the lock is held (invariant 2), and every entry of the lists is valid
+        // (invariant 5).
+        unsafe { self.cancel_children(node) };
+        loop {
+            // SAFETY: as above; the lock is held again on every round.
+            let (filled, more) = unsafe { take_signals(node, &mut taken, &mut wakers) };
+            drop(guard);
+            wake(&mut wakers[..filled], &mut self.panic);
+            if !more {
+                break;
+            }
+            guard = node.lock.lock();
         }
         self.callbacks.append(taken);
-        for waker in self.wakers.drain(..) {
-            if let Some(payload) = crate::sync::catch(|| waker.wake()) {
-                self.panic.get_or_insert(payload);
-            }
-        }
     }
 
+    /// Cancels the children and linked nodes of `node`; those with entries of their own go on
+    /// the stack.
+    ///
     /// # Safety
     /// The caller holds `node`'s lock.
-    unsafe fn take_entries(&mut self, node: &Node, taken: &mut Chain) {
-        // SAFETY: the lock is held (caller), so the list and its entries are ours to walk; every
-        // entry is valid (invariant 5).
+    unsafe fn cancel_children(&mut self, node: &Node) {
+        // SAFETY: the lock is held (caller), so the list is ours to walk; every entry is valid
+        // (invariant 5). Children stay linked: they leave the list when they are freed.
         unsafe {
             let mut cur = node.head.get();
             while !cur.is_null() {
-                let following = (*cur.link()).next.get();
-                match cur.kind() {
-                    KIND_CALLBACK => {
-                        let header = cur.link().cast::<CallbackHeader>().cast_mut();
-                        unlink(&node.head, cur);
-                        (*header).unlinked.set(true);
-                        taken.push_front(NonNull::new_unchecked(header));
-                    }
-                    KIND_WAITER => {
-                        // Only the guarded fields are touched: the owner may hold `&mut` to the
-                        // rest of the entry.
-                        let entry = cur.link().cast::<WaitEntry>();
-                        unlink(&node.head, cur);
-                        (*entry).linked.set(false);
-                        if let Some(waker) = (*entry).waker.replace(None) {
-                            self.wakers.push(waker);
-                        }
-                    }
-                    kind => {
-                        let child = if kind == KIND_CHILD {
-                            cur.link()
-                                .byte_sub(offset_of!(Node, sib))
-                                .cast::<Node>()
-                                .cast_mut()
-                        } else {
-                            (*cur.link().cast::<Uplink>()).child.as_ptr()
-                        };
-                        let child = NonNull::new_unchecked(child);
-                        if let Some(child_flags) = child.as_ref().set_reason(self.reason) {
-                            if child_flags & HAS_ENTRIES != 0 && child.as_ref().try_acquire() {
-                                self.stack.push((child, child_flags));
-                            }
-                        }
+                let child = if cur.kind() == KIND_CHILD {
+                    cur.link()
+                        .byte_sub(offset_of!(Node, sib))
+                        .cast::<Node>()
+                        .cast_mut()
+                } else {
+                    (*cur.link().cast::<Uplink>()).child.as_ptr()
+                };
+                let child = NonNull::new_unchecked(child);
+                if let Some(child_flags) = child.as_ref().set_reason(self.reason) {
+                    if child_flags & HAS_ENTRIES != 0 && child.as_ref().try_acquire() {
+                        self.stack.push((child, child_flags));
                     }
                 }
-                cur = following;
+                cur = (*cur.link()).next.get();
             }
         }
     }
@@ -687,6 +711,76 @@ impl Walk<'_> {
         }
         if let Some(payload) = self.panic.take() {
             crate::sync::resume(payload);
+        }
+    }
+}
+
+/// Wakers woken per lock hold: the walk collects them on its stack, so waking any number of
+/// waiters allocates nothing.
+const WAKE_BATCH: usize = 32;
+
+/// Takes the signals of a cancelled node from the front of its list: every callback into
+/// `taken`, waiters' wakers into `wakers` until it is full. Returns how many wakers it took and
+/// whether signals are left.
+///
+/// The taken entries are cut off the list in one piece (the head and one `prev` are written once
+/// per batch); their own links are left as they are, since `unlinked`/`linked` tell their owners
+/// they are out.
+///
+/// # Safety
+/// The caller holds `node`'s lock; `wakers` is empty.
+unsafe fn take_signals(
+    node: &Node,
+    taken: &mut Chain,
+    wakers: &mut [Option<Waker>; WAKE_BATCH],
+) -> (usize, bool) {
+    let mut filled = 0;
+    // SAFETY: the lock is held (caller), so the list and the guarded fields of its entries are
+    // ours; every entry is valid (invariant 5).
+    unsafe {
+        let mut cur = node.signals.get();
+        let more = loop {
+            if cur.is_null() {
+                break false;
+            }
+            let next = (*cur.link()).next.get();
+            if cur.kind() == KIND_CALLBACK {
+                let header = cur.link().cast::<CallbackHeader>().cast_mut();
+                (*header).unlinked.set(true);
+                taken.push_front(NonNull::new_unchecked(header));
+            } else {
+                if filled == WAKE_BATCH {
+                    break true;
+                }
+                // Only the guarded fields are touched: the owner may hold `&mut` to the rest.
+                let entry = cur.link().cast::<WaitEntry>();
+                (*entry).linked.set(false);
+                wakers[filled] = (*entry).waker.replace(None);
+                filled += 1;
+            }
+            cur = next;
+        };
+        node.signals.set(cur);
+        if !cur.is_null() {
+            (*cur.link()).prev.set(LinkPtr::NULL);
+        }
+        (filled, more)
+    }
+}
+
+/// Wakes and empties `wakers`; remembers the first panic of a waker and wakes the rest anyway.
+fn wake(wakers: &mut [Option<Waker>], panic: &mut Option<Payload>) {
+    let mut next = 0;
+    while next < wakers.len() {
+        if let Some(payload) = crate::sync::catch(|| {
+            while let Some(slot) = wakers.get_mut(next) {
+                next += 1;
+                if let Some(waker) = slot.take() {
+                    waker.wake();
+                }
+            }
+        }) {
+            panic.get_or_insert(payload);
         }
     }
 }
@@ -969,7 +1063,7 @@ impl Drop for WaitEntry {
             unsafe {
                 if self.linked.get() {
                     self.linked.set(false);
-                    unlink(&target.head, self.link_ptr());
+                    unlink(&target.signals, self.link_ptr());
                 }
                 self.waker.replace(None)
             }

@@ -193,3 +193,61 @@ fn run_until_cancelled_stops_a_pending_future_when_cancelled() {
     assert_eq!(out, None);
     handle.join().unwrap();
 }
+
+/// A waker whose `wake` panics.
+struct PanickingWaker;
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("waker failed");
+    }
+}
+
+#[test]
+fn panicking_waker_does_not_stop_the_other_wakeups() {
+    let token = CancellationToken::new();
+    let counting = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let good = Waker::from(counting.clone());
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    // More than one batch of wakers, with panicking ones among them.
+    let mut futures: Vec<_> = (0..100).map(|_| Box::pin(token.cancelled())).collect();
+    for (i, fut) in futures.iter_mut().enumerate() {
+        let waker = if i % 30 == 7 { &bad } else { &good };
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| token.cancel()));
+    assert_eq!(
+        result.unwrap_err().downcast_ref::<&str>(),
+        Some(&"waker failed")
+    );
+    assert_eq!(counting.0.load(Ordering::SeqCst), 96);
+    for fut in &mut futures {
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&good))
+                .is_ready()
+        );
+    }
+}
+
+#[test]
+fn waiters_dropped_between_wake_batches_are_skipped() {
+    // Waiters dropped by their owners while a cancel is waking others must simply be gone.
+    for _ in 0..size(200) {
+        let token = CancellationToken::new();
+        let mut futures: Vec<_> = (0..100)
+            .map(|_| Box::pin(token.clone().cancelled_owned()))
+            .collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        for fut in &mut futures {
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        let dropper = thread::spawn(move || drop(futures));
+        token.cancel();
+        dropper.join().unwrap();
+    }
+}
