@@ -213,3 +213,40 @@ fn drop_of_an_any_of_node_vs_cancel_of_a_parent() {
         assert!(!b.is_cancelled());
     });
 }
+
+#[test]
+fn cancel_vs_grandchild_creation_vs_middle_drop() {
+    model(|| {
+        let root = CancellationToken::new();
+        let middle = root.child_token();
+        let maker = {
+            let middle = middle.clone();
+            thread::spawn(move || middle.child_token())
+        };
+        let dropper = thread::spawn(move || drop(middle));
+        root.cancel_with(CancelKind::Timeout);
+        dropper.join().unwrap();
+        let grandchild = maker.join().unwrap();
+        assert_eq!(grandchild.reason().unwrap().kind(), CancelKind::Timeout);
+    });
+}
+
+#[test]
+fn two_cancels_of_overlapping_subtrees_with_a_waiter() {
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let waiter = {
+            let leaf = child.child_token();
+            thread::spawn(move || loom::future::block_on(leaf.cancelled_owned()))
+        };
+        let other = {
+            let child = child.clone();
+            thread::spawn(move || child.cancel_with(CancelKind::Disconnected))
+        };
+        root.cancel();
+        other.join().unwrap();
+        waiter.join().unwrap();
+        assert!(child.is_cancelled());
+    });
+}
