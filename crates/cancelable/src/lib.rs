@@ -68,7 +68,7 @@
 //! `thumbv7em-none-eabihf`; bring an allocator and any executor.
 #![no_std]
 #![warn(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 #[cfg(feature = "std")]
