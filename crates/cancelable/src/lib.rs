@@ -93,6 +93,11 @@ pub use guard::PanicGuard;
 pub use guard::{DropGuard, DropGuardRef};
 pub use reason::{CancelKind, CancelReason, Cancelled};
 pub use token::CancellationToken;
+/// The README's example, compiled and run as a doc test so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
 pub use wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
