@@ -646,12 +646,17 @@ impl Walk<'_> {
         if flags & HAS_ENTRIES == 0 {
             return;
         }
-        let mut taken = Chain::new();
-        let mut wakers = [const { None }; WAKE_BATCH];
         let mut guard = node.lock.lock();
         // SAFETY: the lock is held (invariant 2), and every entry of the lists is valid
         // (invariant 5).
-        unsafe { self.cancel_children(node) };
+        unsafe {
+            self.cancel_children(node);
+            if node.signals.get().is_null() {
+                return;
+            }
+        }
+        let mut taken = Chain::new();
+        let mut wakers = [const { None }; WAKE_BATCH];
         loop {
             // SAFETY: as above; the lock is held again on every round.
             let (filled, more) = unsafe { take_signals(node, &mut taken, &mut wakers) };
