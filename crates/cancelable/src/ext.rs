@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use crate::reason::Cancelled;
 use crate::token::CancellationToken;
 use crate::tree::WaitEntry;
-use crate::wait::race;
+use crate::wait::{RunUntilCancelledFuture, RunUntilCancelledFutureOwned, race};
 
 /// Cancelation for any future.
 ///
@@ -46,11 +46,7 @@ pub trait FutureExt: Future + Sized {
         self,
         token: &CancellationToken,
     ) -> WithCancellationTokenFuture<'_, Self> {
-        WithCancellationTokenFuture {
-            token,
-            waiter: WaitEntry::default(),
-            future: self,
-        }
+        token.run_until_cancelled(self)
     }
 
     /// Like [`with_cancellation_token`](FutureExt::with_cancellation_token), owning the token.
@@ -58,11 +54,7 @@ pub trait FutureExt: Future + Sized {
         self,
         token: CancellationToken,
     ) -> WithCancellationTokenFutureOwned<Self> {
-        WithCancellationTokenFutureOwned {
-            token,
-            waiter: WaitEntry::default(),
-            future: self,
-        }
+        token.run_until_cancelled_owned(self)
     }
 }
 
@@ -107,63 +99,13 @@ impl<F> fmt::Debug for Cancelable<F> {
     }
 }
 
-pin_project! {
-    /// The future of [`FutureExt::with_cancellation_token`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct WithCancellationTokenFuture<'a, F> {
-        token: &'a CancellationToken,
-        #[pin]
-        waiter: WaitEntry,
-        #[pin]
-        future: F,
-    }
-}
+/// The future of [`FutureExt::with_cancellation_token`]: tokio-util's name for
+/// [`RunUntilCancelledFuture`], which has the same meaning.
+pub type WithCancellationTokenFuture<'a, F> = RunUntilCancelledFuture<'a, F>;
 
-impl<F: Future> Future for WithCancellationTokenFuture<'_, F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        race(this.token.node_ref(), this.waiter, this.future, cx)
-    }
-}
-
-impl<F> fmt::Debug for WithCancellationTokenFuture<'_, F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithCancellationTokenFuture")
-            .field("token", self.token)
-            .finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// The future of [`FutureExt::with_cancellation_token_owned`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct WithCancellationTokenFutureOwned<F> {
-        token: CancellationToken,
-        #[pin]
-        waiter: WaitEntry,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F: Future> Future for WithCancellationTokenFutureOwned<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        race(this.token.node_ref(), this.waiter, this.future, cx)
-    }
-}
-
-impl<F> fmt::Debug for WithCancellationTokenFutureOwned<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithCancellationTokenFutureOwned")
-            .field("token", &self.token)
-            .finish_non_exhaustive()
-    }
-}
+/// The future of [`FutureExt::with_cancellation_token_owned`]: tokio-util's name for
+/// [`RunUntilCancelledFutureOwned`].
+pub type WithCancellationTokenFutureOwned<F> = RunUntilCancelledFutureOwned<F>;
 
 /// Cancelation for any [`Stream`].
 ///

@@ -42,7 +42,7 @@ pub enum CancelKind {
 }
 
 impl CancelKind {
-    const ALL: [CancelKind; 6] = [
+    const ALL: &'static [CancelKind] = &[
         CancelKind::Manual,
         CancelKind::Timeout,
         CancelKind::Signal,
@@ -50,6 +50,18 @@ impl CancelKind {
         CancelKind::Disconnected,
         CancelKind::Shutdown,
     ];
+
+    /// Every kind, in declaration order: for per-kind counters and tables. A slice, because the
+    /// enum is `#[non_exhaustive]` and may grow.
+    ///
+    /// ```
+    /// use cancelable::CancelKind;
+    /// assert_eq!(CancelKind::all().first(), Some(&CancelKind::Manual));
+    /// assert!(CancelKind::all().contains(&CancelKind::Disconnected));
+    /// ```
+    pub const fn all() -> &'static [CancelKind] {
+        Self::ALL
+    }
 
     /// The kind in snake case, as shown by `Display` and used in JSON.
     ///

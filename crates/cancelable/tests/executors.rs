@@ -212,6 +212,15 @@ mod hand_written_executor {
     }
 }
 
+/// Awaits every task in order and collects their outputs.
+async fn join_all<T>(tasks: Vec<impl Future<Output = T>>) -> Vec<T> {
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(task.await);
+    }
+    outputs
+}
+
 /// Polls `future` once, so that it registers the current task's waker, checks that it is still
 /// pending, calls `parked` (which lets the cancelling side go), then awaits it. The cancelation
 /// then really has to wake a sleeping task.
@@ -372,11 +381,7 @@ fn a_thousand_tasks_on_their_own_child_tokens_finish_after_one_root_cancel<R: Ru
                 })
             })
             .collect();
-        let mut kinds = Vec::with_capacity(TASKS);
-        for task in tasks {
-            kinds.push(task.await);
-        }
-        kinds
+        join_all(tasks).await
     });
     assert!(canceller.join().unwrap());
     assert_eq!(kinds.len(), TASKS);
@@ -619,11 +624,7 @@ fn children_created_during_a_concurrent_cancel_are_cancelled<R: Runtime>() {
                 })
             })
             .collect();
-        let mut kinds = Vec::with_capacity(TASKS);
-        for task in tasks {
-            kinds.push(task.await);
-        }
-        kinds
+        join_all(tasks).await
     });
     assert!(canceller.join().unwrap());
     let children = creator.join().unwrap();

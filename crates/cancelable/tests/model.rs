@@ -15,7 +15,7 @@ enum Op {
     AnyOf(Vec<Index>),
     Clone(Index),
     Drop(Index),
-    Cancel(Index, u8),
+    Cancel(Index, Index),
     OnCancel(Index),
     Unregister(Index),
 }
@@ -27,20 +27,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec(any::<Index>(), 0..4).prop_map(Op::AnyOf),
         2 => any::<Index>().prop_map(Op::Clone),
         3 => any::<Index>().prop_map(Op::Drop),
-        3 => (any::<Index>(), 0u8..6).prop_map(|(i, k)| Op::Cancel(i, k)),
+        3 => (any::<Index>(), any::<Index>()).prop_map(|(i, k)| Op::Cancel(i, k)),
         3 => any::<Index>().prop_map(Op::OnCancel),
         2 => any::<Index>().prop_map(Op::Unregister),
     ]
 }
-
-const KINDS: [CancelKind; 6] = [
-    CancelKind::Manual,
-    CancelKind::Timeout,
-    CancelKind::Signal,
-    CancelKind::Condition,
-    CancelKind::Disconnected,
-    CancelKind::Shutdown,
-];
 
 /// The reference: nodes never die here; what is reachable is decided by edges alone.
 #[derive(Default)]
@@ -152,8 +143,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Cancel(i, kind) if !handles.is_empty() => {
                 let h = &handles[i.index(handles.len())];
-                let reason =
-                    CancelReason::new(KINDS[kind as usize]).with_message(format!("step {step}"));
+                let reason = CancelReason::new(*kind.get(CancelKind::all()))
+                    .with_message(format!("step {step}"));
                 let expected = model.cancel(h.node, &reason);
                 prop_assert_eq!(
                     h.token.cancel_with(reason),

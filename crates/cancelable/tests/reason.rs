@@ -41,6 +41,15 @@ fn every_kind_has_a_snake_case_name_and_a_shorthand() {
 }
 
 #[test]
+fn all_lists_every_kind_once() {
+    let all = CancelKind::all();
+    assert_eq!(all.len(), 6);
+    for (i, kind) in all.iter().enumerate() {
+        assert!(!all[..i].contains(kind));
+    }
+}
+
+#[test]
 fn static_and_owned_messages_compare_by_content() {
     let a = CancelReason::signal().with_message("SIGTERM");
     let b = CancelReason::signal().with_message(String::from("SIGTERM"));
@@ -51,14 +60,7 @@ fn static_and_owned_messages_compare_by_content() {
 
 #[test]
 fn every_kind_survives_the_trip_through_a_token() {
-    for kind in [
-        CancelKind::Manual,
-        CancelKind::Timeout,
-        CancelKind::Signal,
-        CancelKind::Condition,
-        CancelKind::Disconnected,
-        CancelKind::Shutdown,
-    ] {
+    for &kind in CancelKind::all() {
         let token = CancellationToken::new();
         let child = token.child_token();
         token.cancel_with(kind);
