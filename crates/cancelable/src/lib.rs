@@ -40,9 +40,9 @@
 //!
 //! # Guarantees
 //!
-//! 1. Cancelation reaches every live descendant and never goes up. When `cancel` returns, the
-//!    descendants report `is_cancelled()` and their callbacks have run (parts of the tree that a
-//!    concurrent `cancel` reached first are finished by that call).
+//! 1. Cancelation reaches every live descendant and never goes up. When any `cancel*` call
+//!    returns, even one that lost a race, every descendant reports `is_cancelled()`, and their
+//!    callbacks have run (or are running on the thread whose cancelation reached them first).
 //! 2. Descendants carry the reason of the ancestor whose cancelation reached them; the first
 //!    reason wins.
 //! 3. A token observed cancelled has its reason, and its ancestors on the cancelling path are

@@ -4,7 +4,7 @@
 //!
 //! | build                       | atomics               | node lock                               |
 //! |-----------------------------|-----------------------|-----------------------------------------|
-//! | `--cfg loom`                | `loom`                | spin lock on a loom atomic (loom yields) |
+//! | `--cfg loom`                | `loom`                | `loom::sync::Mutex` (waits are modelled) |
 //! | `std` (default)             | `core`                | `parking_lot::RawMutex` (1 byte, parks)  |
 //! | `critical-section`          | `core` / portable     | spin lock inside a critical section      |
 //! | `no_std`                    | `core` / portable     | spin lock                                |
@@ -110,58 +110,75 @@ impl<T: Copy> LockedCell<T> {
 
 /// A mutual-exclusion lock without data: it guards the intrusive lists of one node.
 pub(crate) struct RawLock {
-    #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<()>,
+    #[cfg(all(not(loom), feature = "std", not(feature = "critical-section")))]
     inner: parking_lot::RawMutex,
-    #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+    #[cfg(all(not(loom), any(not(feature = "std"), feature = "critical-section")))]
     inner: spin::SpinLock,
 }
 
 /// Proof that the lock is held; unlocks on drop.
 pub(crate) struct LockGuard<'a> {
+    #[cfg(loom)]
+    _guard: loom::sync::MutexGuard<'a, ()>,
+    #[cfg(not(loom))]
     lock: &'a RawLock,
-    #[cfg(all(feature = "critical-section", not(loom)))]
+    #[cfg(all(not(loom), feature = "critical-section"))]
     restore: critical_section::RestoreState,
 }
 
 impl RawLock {
     pub(crate) fn new() -> Self {
         Self {
-            #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(()),
+            #[cfg(all(not(loom), feature = "std", not(feature = "critical-section")))]
             inner: <parking_lot::RawMutex as parking_lot::lock_api::RawMutex>::INIT,
-            #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+            #[cfg(all(not(loom), any(not(feature = "std"), feature = "critical-section")))]
             inner: spin::SpinLock::new(),
         }
     }
 
+    /// Under loom, a blocked thread is modelled as blocked, not as spinning.
+    #[cfg(loom)]
+    pub(crate) fn lock(&self) -> LockGuard<'_> {
+        LockGuard {
+            _guard: self.inner.lock().unwrap(),
+        }
+    }
+
+    #[cfg(not(loom))]
     #[inline]
     pub(crate) fn lock(&self) -> LockGuard<'_> {
-        #[cfg(all(feature = "critical-section", not(loom)))]
+        #[cfg(feature = "critical-section")]
         // SAFETY: the matching `release` runs in `LockGuard::drop`, in LIFO order with any
         // other critical section because the guard borrows the lock for its whole life.
         let restore = unsafe { critical_section::acquire() };
-        #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+        #[cfg(all(feature = "std", not(feature = "critical-section")))]
         parking_lot::lock_api::RawMutex::lock(&self.inner);
-        #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+        #[cfg(any(not(feature = "std"), feature = "critical-section"))]
         self.inner.lock();
         LockGuard {
             lock: self,
-            #[cfg(all(feature = "critical-section", not(loom)))]
+            #[cfg(feature = "critical-section")]
             restore,
         }
     }
 }
 
+#[cfg(not(loom))]
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        #[cfg(all(feature = "std", not(loom), not(feature = "critical-section")))]
+        #[cfg(all(feature = "std", not(feature = "critical-section")))]
         // SAFETY: the guard exists only while this thread holds the lock.
         unsafe {
             parking_lot::lock_api::RawMutex::unlock(&self.lock.inner)
         };
-        #[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+        #[cfg(any(not(feature = "std"), feature = "critical-section"))]
         self.lock.inner.unlock();
-        #[cfg(all(feature = "critical-section", not(loom)))]
+        #[cfg(feature = "critical-section")]
         // SAFETY: `restore` came from the `acquire` in `RawLock::lock` for this guard.
         unsafe {
             critical_section::release(self.restore)
@@ -169,13 +186,11 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-#[cfg(any(loom, not(feature = "std"), feature = "critical-section"))]
+#[cfg(all(not(loom), any(not(feature = "std"), feature = "critical-section")))]
 mod spin {
-    #[cfg(all(not(loom), not(feature = "portable-atomic")))]
+    #[cfg(not(feature = "portable-atomic"))]
     use core::sync::atomic::AtomicBool;
-    #[cfg(loom)]
-    use loom::sync::atomic::AtomicBool;
-    #[cfg(all(not(loom), feature = "portable-atomic"))]
+    #[cfg(feature = "portable-atomic")]
     use portable_atomic::AtomicBool;
 
     use super::Ordering;
@@ -194,9 +209,6 @@ mod spin {
                 .is_err()
             {
                 while self.0.load(Ordering::Relaxed) {
-                    #[cfg(loom)]
-                    loom::thread::yield_now();
-                    #[cfg(not(loom))]
                     core::hint::spin_loop();
                 }
             }

@@ -111,10 +111,10 @@ impl CancellationToken {
 
     /// Cancels this token and every live descendant with [`CancelReason::manual()`].
     ///
-    /// When it returns, every descendant reports `is_cancelled()` and all of their
-    /// [`on_cancel`](Self::on_cancel) callbacks have run, except the parts of the tree that a
-    /// concurrent `cancel` on another thread reached first: that call finishes them. A panic in
-    /// a callback is resumed here after everything else is done.
+    /// When it returns, every live descendant reports `is_cancelled()`, even where a concurrent
+    /// `cancel` on another thread got to part of the tree first (this call helps it finish),
+    /// and every `on_cancel` callback of the tree has run, or is running on the thread that
+    /// cancelled its token. A panic in a callback is resumed here after everything else is done.
     ///
     /// ```
     /// let token = cancelable::CancellationToken::new();

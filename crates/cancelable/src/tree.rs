@@ -49,6 +49,12 @@
 //!    task whose futures lock this very node).
 //! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and dropping the
 //!    last reference of a chain of nodes loops up the chain.
+//! 10. `DONE` is set on a node only when every descendant is cancelled: in the cancelling CAS of a
+//!     node without entries, or when a walk leaves a node whose subtree it finished (depth
+//!     first). A walk that meets a cancelled node without `DONE` enters it too (*helps*),
+//!     propagating that node's own reason, so a `cancel` never returns while part of the subtree
+//!     below it is still live, even if another thread's walk got there first. Callbacks and
+//!     waiters of a node belong to the walk that cancelled it.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -63,6 +69,9 @@ use crate::sync::{AtomicUsize, LockedCell, Ordering, RawLock, fence};
 
 /// The node's list is, or was once, non-empty. Sticky: it is never cleared.
 const HAS_ENTRIES: usize = 0b01;
+/// The node is cancelled and so is every descendant: the walk that cancelled it, or one that
+/// helped, has finished its subtree (invariant 10). Set once, never cleared.
+const DONE: usize = 0b10;
 
 /// Value of `Node::parent` for a root (and for a child born cancelled).
 const NO_PARENT: *const Node = ptr::null();
@@ -233,9 +242,11 @@ impl Node {
                 drop(unsafe { PackedReason::from_bits(bits) });
                 return None;
             }
+            // A node without entries has no subtree: it is done as soon as it is cancelled.
+            let done = if cur & HAS_ENTRIES == 0 { DONE } else { 0 };
             match self.state.compare_exchange_weak(
                 cur,
-                cur | bits,
+                cur | bits | done,
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
@@ -386,7 +397,7 @@ impl NodeRef {
                 unsafe { release(self.ptr) };
                 // SAFETY: the parent, kept alive by `self`, owns `bits`.
                 let shared = unsafe { PackedReason::clone_bits(bits) };
-                child.node().state.store(shared, Ordering::Release);
+                child.node().state.store(shared | DONE, Ordering::Release);
                 child
             }
         }
@@ -445,31 +456,25 @@ impl NodeRef {
         this
     }
 
-    /// Cancels this node and every live descendant. `false` if it was cancelled already.
+    /// Cancels this node and every live descendant. `false` if it was cancelled already; even
+    /// then, when this returns every descendant is cancelled (it helps a walk still under way).
     pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
         let node = self.node();
-        if node.is_cancelled() {
+        let state = node.state.load(Ordering::Acquire);
+        if state & REASON_MASK != 0 {
+            help(self.ptr, state);
             return false;
         }
         let reason = PackedReason::new(reason);
         let Some(flags) = node.set_reason(&reason) else {
+            help(self.ptr, node.state.load(Ordering::Acquire));
             return false;
         };
-        let mut walk = Walk {
-            reason: &reason,
-            stack: Vec::new(),
-            callbacks: Chain::new(),
-            panic: None,
-        };
-        walk.visit(node, flags);
-        while let Some((child, flags)) = walk.stack.pop() {
-            // SAFETY: pushed with a reference taken (invariant 6), released right after.
-            unsafe {
-                walk.visit(child.as_ref(), flags);
-                release(child);
-            }
+        if flags & HAS_ENTRIES != 0 {
+            let mut walk = Walk::new(&reason);
+            walk.run(self.ptr, true);
+            walk.finish();
         }
-        walk.finish();
         true
     }
 
@@ -541,7 +546,7 @@ fn sib_of(node: NonNull<Node>) -> *const Link {
 fn born_cancelled(bits: usize) -> NodeRef {
     let mut node = Node::new(NO_PARENT);
     // SAFETY: the caller keeps the owner of `bits` alive.
-    node.state = AtomicUsize::new(unsafe { PackedReason::clone_bits(bits) });
+    node.state = AtomicUsize::new(unsafe { PackedReason::clone_bits(bits) } | DONE);
     NodeRef::from_box(Box::new(node))
 }
 
@@ -622,14 +627,41 @@ unsafe fn leave(parent: NonNull<Node>, entry: LinkPtr) {
     unsafe { unlink(&parent.head, entry) };
 }
 
+/// Finishes the subtree of a node that is already cancelled, unless it is done: another thread's
+/// walk may still be on its way down (invariant 10).
+fn help(node: NonNull<Node>, state: usize) {
+    if state & DONE != 0 {
+        return;
+    }
+    // SAFETY: the caller's handle keeps the node, which owns these bits, alive.
+    let reason = unsafe { PackedReason::from_bits(PackedReason::clone_bits(state & REASON_MASK)) };
+    let mut walk = Walk::new(&reason);
+    walk.run(node, false);
+    walk.finish();
+}
+
 /// The state of one `cancel` call: the nodes still to visit and the callbacks still to run.
 struct Walk<'a> {
     reason: &'a PackedReason,
-    /// Nodes this walk cancelled that have entries or waiters, each with a reference taken, and
-    /// the flags they had.
-    stack: Vec<(NonNull<Node>, usize)>,
+    /// What is left to do, depth first: nodes to enter, and nodes to leave (mark done) once
+    /// their subtree is finished.
+    stack: Vec<Frame>,
     callbacks: Chain,
     panic: Option<Payload>,
+}
+
+/// One step of a walk, on a node the walk holds a reference on (invariant 6) until it leaves it.
+struct Frame {
+    node: NonNull<Node>,
+    step: Step,
+}
+
+enum Step {
+    /// Cancel the node's children; `won`: this walk cancelled the node, so its callbacks and
+    /// waiters are this walk's to take.
+    Enter { won: bool },
+    /// The node's subtree is finished: mark it done.
+    Leave,
 }
 
 /// A caught panic: what [`crate::sync::catch`] returns.
@@ -638,20 +670,66 @@ type Payload = Box<dyn core::any::Any + Send>;
 #[cfg(not(feature = "std"))]
 type Payload = core::convert::Infallible;
 
-impl Walk<'_> {
-    /// Finishes a node this walk cancelled: cancels its children and linked nodes, wakes its
-    /// waiters and takes its callbacks for later. This is where cancelation reaches a
-    /// grandchild: a child with entries of its own is pushed on the stack and visited in turn.
-    fn visit(&mut self, node: &Node, flags: usize) {
-        if flags & HAS_ENTRIES == 0 {
-            return;
+impl<'a> Walk<'a> {
+    fn new(reason: &'a PackedReason) -> Self {
+        Walk {
+            reason,
+            stack: Vec::new(),
+            callbacks: Chain::new(),
+            panic: None,
         }
+    }
+
+    /// Walks the subtree of `start` (cancelled already, by this walk if `won`), depth first,
+    /// marking each node done once everything below it is cancelled. This is where cancelation
+    /// reaches a grandchild: a child with entries of its own is entered in turn.
+    fn run(&mut self, start: NonNull<Node>, won: bool) {
+        // SAFETY: the caller keeps `start` alive.
+        let start = unsafe { start.as_ref() };
+        self.visit(start, won);
+        while let Some(frame) = self.stack.pop() {
+            // SAFETY: every frame holds a reference (invariant 6) until it is left.
+            let node = unsafe { frame.node.as_ref() };
+            match frame.step {
+                Step::Enter { won } => {
+                    self.stack.push(Frame {
+                        step: Step::Leave,
+                        ..frame
+                    });
+                    self.visit(node, won);
+                }
+                Step::Leave => {
+                    node.state.fetch_or(DONE, Ordering::Release);
+                    // SAFETY: the reference taken when the frame was pushed.
+                    unsafe { release(frame.node) };
+                }
+            }
+        }
+        start.state.fetch_or(DONE, Ordering::Release);
+    }
+
+    /// Enters a cancelled node: cancels its children and linked nodes with the node's own
+    /// reason, and if this walk `won` the node, wakes its waiters and takes its callbacks.
+    ///
+    /// The node's reason is the walk's, except where the walk helps finish a subtree that
+    /// another cancelation reached first: there the descendants get that cancelation's reason
+    /// (invariant 10), and the callbacks of nodes won there run at once, with it.
+    fn visit(&mut self, node: &Node, won: bool) {
+        let bits = node.state.load(Ordering::Acquire) & REASON_MASK;
+        let foreign;
+        let reason = if bits == self.reason.bits() {
+            self.reason
+        } else {
+            // SAFETY: the node, alive for the whole visit, owns these bits.
+            foreign = unsafe { PackedReason::from_bits(PackedReason::clone_bits(bits)) };
+            &foreign
+        };
         let mut guard = node.lock.lock();
         // SAFETY: the lock is held (invariant 2), and every entry of the lists is valid
         // (invariant 5).
         unsafe {
-            self.cancel_children(node);
-            if node.signals.get().is_null() {
+            self.cancel_children(node, reason);
+            if !won || node.signals.get().is_null() {
                 return;
             }
         }
@@ -667,7 +745,13 @@ impl Walk<'_> {
             }
             guard = node.lock.lock();
         }
-        self.callbacks.append(taken);
+        if core::ptr::eq(reason, self.reason) {
+            self.callbacks.append(taken);
+        } else {
+            // SAFETY: `reason` is alive for the call.
+            let reason = unsafe { PackedReason::read(reason.bits()) };
+            run_callbacks(&mut taken, &reason, &mut self.panic);
+        }
     }
 
     /// Cancels the children and linked nodes of `node`; those with entries of their own go on
@@ -675,7 +759,7 @@ impl Walk<'_> {
     ///
     /// # Safety
     /// The caller holds `node`'s lock.
-    unsafe fn cancel_children(&mut self, node: &Node) {
+    unsafe fn cancel_children(&mut self, node: &Node, reason: &PackedReason) {
         // SAFETY: the lock is held (caller), so the list is ours to walk; every entry is valid
         // (invariant 5). Children stay linked: they leave the list when they are freed.
         unsafe {
@@ -690,10 +774,20 @@ impl Walk<'_> {
                     (*cur.link().cast::<Uplink>()).child.as_ptr()
                 };
                 let child = NonNull::new_unchecked(child);
-                if let Some(child_flags) = child.as_ref().set_reason(self.reason) {
-                    if child_flags & HAS_ENTRIES != 0 && child.as_ref().try_acquire() {
-                        self.stack.push((child, child_flags));
-                    }
+                let (enter, won) = match child.as_ref().set_reason(reason) {
+                    // A leaf is done with the CAS; a node with entries is entered.
+                    Some(flags) => (flags & HAS_ENTRIES != 0, true),
+                    // Cancelled by someone else: help unless its subtree is done already.
+                    None => (
+                        child.as_ref().state.load(Ordering::Acquire) & DONE == 0,
+                        false,
+                    ),
+                };
+                if enter && child.as_ref().try_acquire() {
+                    self.stack.push(Frame {
+                        node: child,
+                        step: Step::Enter { won },
+                    });
                 }
                 cur = (*cur.link()).next.get();
             }
@@ -705,17 +799,23 @@ impl Walk<'_> {
         if !self.callbacks.is_empty() {
             // SAFETY: `self.reason` is alive for the whole walk.
             let reason = unsafe { PackedReason::read(self.reason.bits()) };
-            while let Some(header) = self.callbacks.pop_front() {
-                // SAFETY: the walk took the entry out of its list, so it owns the list's share of
-                // it, and the closure has not run (only the remover of an entry runs or drops it).
-                let panic = crate::sync::catch(|| unsafe { CallbackHeader::run(header, &reason) });
-                if let Some(payload) = panic {
-                    self.panic.get_or_insert(payload);
-                }
-            }
+            run_callbacks(&mut self.callbacks, &reason, &mut self.panic);
         }
         if let Some(payload) = self.panic.take() {
             crate::sync::resume(payload);
+        }
+    }
+}
+
+/// Runs the callbacks of `chain` in order with `reason`; remembers the first panic and runs the
+/// rest anyway.
+fn run_callbacks(chain: &mut Chain, reason: &CancelReason, panic: &mut Option<Payload>) {
+    while let Some(header) = chain.pop_front() {
+        // SAFETY: the walk took the entry out of its list, so it owns the list's share of it,
+        // and the closure has not run (only the remover of an entry runs or drops it).
+        if let Some(payload) = crate::sync::catch(|| unsafe { CallbackHeader::run(header, reason) })
+        {
+            panic.get_or_insert(payload);
         }
     }
 }

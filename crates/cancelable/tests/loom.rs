@@ -250,3 +250,26 @@ fn two_cancels_of_overlapping_subtrees_with_a_waiter() {
         assert!(child.is_cancelled());
     });
 }
+
+#[test]
+fn overlapping_cancels_both_return_with_the_whole_subtree_cancelled() {
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let grandchild = child.child_token();
+        let leaf = grandchild.child_token();
+        let other = {
+            let (child, grandchild, leaf) = (child.clone(), grandchild.clone(), leaf.clone());
+            thread::spawn(move || {
+                child.cancel_with(CancelKind::Disconnected);
+                assert!(grandchild.is_cancelled() && leaf.is_cancelled());
+            })
+        };
+        root.cancel_with(CancelKind::Shutdown);
+        assert!(grandchild.is_cancelled() && leaf.is_cancelled());
+        // Below `child`, every node carries the reason that reached `child`.
+        assert_eq!(grandchild.reason(), child.reason());
+        assert_eq!(leaf.reason(), child.reason());
+        other.join().unwrap();
+    });
+}
