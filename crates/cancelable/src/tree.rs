@@ -373,7 +373,7 @@ impl NodeRef {
 
     /// The node's address: token identity.
     pub(crate) fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
+        self.ptr.as_ptr().addr()
     }
 
     /// A new child of this node, born cancelled if this node is.
@@ -387,7 +387,7 @@ impl NodeRef {
         let entry = LinkPtr::new(sib_of(child.ptr), KIND_CHILD);
         parent.acquire();
         // SAFETY: the child's link is in no list, and the child leaves the list before it is
-        // freed (`release`).
+        // freed (`free`).
         match unsafe { parent.register(entry) } {
             Ok(()) => child,
             Err(bits) => {
@@ -410,7 +410,7 @@ impl NodeRef {
             uplinks: LockedCell::new(ptr::null_mut()),
         });
         // `node` is the first field of the `#[repr(C)]` `Linked`, so the pointers agree;
-        // `release` frees it as a `Linked` because its parent field says `LINKED`.
+        // `free` frees it as a `Linked` because its parent field says `LINKED`.
         let raw = Box::into_raw(linked).cast::<Node>();
         // SAFETY: `Box::into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };
@@ -424,7 +424,7 @@ impl NodeRef {
                 next_up: ptr::null_mut(),
             }));
             parent.node().acquire();
-            // SAFETY: the uplink is in no list, and `release` unlinks it before freeing it.
+            // SAFETY: the uplink is in no list, and `free` unlinks it before freeing it.
             match unsafe {
                 parent
                     .node()
