@@ -177,3 +177,63 @@ fn middle_of_a_chain_dropped_while_the_root_cancels() {
         assert!(leaves.iter().all(CancellationToken::is_cancelled));
     }
 }
+
+/// A tree of `depth` levels and `fanout` children per node, as (token, children) in preorder.
+fn build(root: &CancellationToken, depth: usize, fanout: usize) -> Vec<CancellationToken> {
+    let mut all = vec![root.clone()];
+    let mut level = vec![root.clone()];
+    for _ in 0..depth {
+        level = level
+            .iter()
+            .flat_map(|parent| (0..fanout).map(move |_| parent.child_token()))
+            .collect();
+        all.extend(level.iter().cloned());
+    }
+    all
+}
+
+#[test]
+fn overlapping_cancels_each_return_with_their_subtree_cancelled() {
+    for _ in 0..ROUNDS / 4 {
+        let root = CancellationToken::new();
+        let tree = build(&root, 6, 3);
+        let start = Arc::new(Barrier::new(4));
+        // Each thread cancels a different node on the same path down, then checks that everything
+        // below its node is cancelled the moment its call returns (whoever got there first).
+        let cancellers: Vec<_> = [0usize, 1, 4, 13]
+            .into_iter()
+            .map(|index| {
+                let node = tree[index].clone();
+                let below: Vec<_> = build_descendants(&tree, index);
+                let start = start.clone();
+                thread::spawn(move || {
+                    start.wait();
+                    node.cancel_with(CancelKind::Shutdown);
+                    below.iter().all(CancellationToken::is_cancelled)
+                })
+            })
+            .collect();
+        for canceller in cancellers {
+            assert!(
+                canceller.join().unwrap(),
+                "a cancel returned with live descendants"
+            );
+        }
+        assert!(tree.iter().all(CancellationToken::is_cancelled));
+    }
+}
+
+/// The descendants of `tree[index]` in a tree made by `build(_, _, 3)`: in level order, the
+/// children of node `i` are `3i + 1 ..= 3i + 3`.
+fn build_descendants(tree: &[CancellationToken], index: usize) -> Vec<CancellationToken> {
+    let mut out = Vec::new();
+    let mut level = vec![index];
+    while !level.is_empty() {
+        level = level
+            .iter()
+            .flat_map(|&i| (3 * i + 1..=3 * i + 3).filter(|&c| c < tree.len()))
+            .collect();
+        out.extend(level.iter().map(|&i| tree[i].clone()));
+    }
+    out
+}
