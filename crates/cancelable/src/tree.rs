@@ -232,15 +232,17 @@ impl Node {
     }
 
     /// Cancels this node alone with `reason` (a packed reason whose owner outlives the call).
-    /// Returns the flags the node had, or `None` if it was cancelled already.
-    fn set_reason(&self, reason: &PackedReason) -> Option<usize> {
+    /// Returns the flags the node had, or `Err` with its state if it was cancelled already.
+    fn set_reason(&self, reason: &PackedReason) -> Result<usize, usize> {
         let bits = reason.share();
-        let mut cur = self.state.load(Ordering::Relaxed);
+        // Acquire, also on failure: a caller that sees `DONE` relies on seeing the cancelled
+        // subtree behind it (invariant 10).
+        let mut cur = self.state.load(Ordering::Acquire);
         loop {
             if cur & REASON_MASK != 0 {
                 // SAFETY: `bits` is the count `share` just took; give it back.
                 drop(unsafe { PackedReason::from_bits(bits) });
-                return None;
+                return Err(cur);
             }
             // A node without entries has no subtree: it is done as soon as it is cancelled.
             let done = if cur & HAS_ENTRIES == 0 { DONE } else { 0 };
@@ -248,9 +250,9 @@ impl Node {
                 cur,
                 cur | bits | done,
                 Ordering::AcqRel,
-                Ordering::Relaxed,
+                Ordering::Acquire,
             ) {
-                Ok(_) => return Some(cur),
+                Ok(_) => return Ok(cur),
                 Err(actual) => cur = actual,
             }
         }
@@ -447,7 +449,8 @@ impl NodeRef {
                     }
                     // SAFETY: `parent` keeps the owner of `bits` alive.
                     let reason = unsafe { PackedReason::from_bits(PackedReason::clone_bits(bits)) };
-                    this.node().set_reason(&reason);
+                    // A fresh node: nothing can have cancelled it but another parent.
+                    let _ = this.node().set_reason(&reason);
                     // Born cancelled: further links could never fire.
                     break;
                 }
@@ -466,9 +469,12 @@ impl NodeRef {
             return false;
         }
         let reason = PackedReason::new(reason);
-        let Some(flags) = node.set_reason(&reason) else {
-            help(self.ptr, node.state.load(Ordering::Acquire));
-            return false;
+        let flags = match node.set_reason(&reason) {
+            Ok(flags) => flags,
+            Err(state) => {
+                help(self.ptr, state);
+                return false;
+            }
         };
         if flags & HAS_ENTRIES != 0 {
             let mut walk = Walk::new(&reason);
@@ -776,12 +782,9 @@ impl<'a> Walk<'a> {
                 let child = NonNull::new_unchecked(child);
                 let (enter, won) = match child.as_ref().set_reason(reason) {
                     // A leaf is done with the CAS; a node with entries is entered.
-                    Some(flags) => (flags & HAS_ENTRIES != 0, true),
+                    Ok(flags) => (flags & HAS_ENTRIES != 0, true),
                     // Cancelled by someone else: help unless its subtree is done already.
-                    None => (
-                        child.as_ref().state.load(Ordering::Acquire) & DONE == 0,
-                        false,
-                    ),
+                    Err(state) => (state & DONE == 0, false),
                 };
                 if enter && child.as_ref().try_acquire() {
                     self.stack.push(Frame {

@@ -1,16 +1,10 @@
 //! The shape of the tree: propagation down, never up, reasons, born-cancelled children,
 //! `any_of` links, deep chains, and what dropping handles does and does not do.
 
-use cancelable::{CancelKind, CancelReason, CancellationToken};
+mod common;
+use common::size;
 
-/// Sizes for real runs, cut down under Miri, which is some thousand times slower.
-const fn size(n: usize) -> usize {
-    if cfg!(miri) {
-        if n > 100 { 100 } else { n }
-    } else {
-        n
-    }
-}
+use cancelable::{CancelKind, CancelReason, CancellationToken};
 
 #[test]
 fn cancel_reaches_children_and_grandchildren() {

@@ -1,5 +1,8 @@
 //! Waiting: `cancelled()` futures, blocking waits, and the wake-ups behind them.
 
+mod common;
+use common::size;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -11,15 +14,6 @@ use std::time::{Duration, Instant};
 use cancelable::CancellationToken;
 use futures_lite::future::block_on;
 
-/// Sizes for real runs, cut down under Miri, which is some thousand times slower.
-const fn size(n: usize) -> usize {
-    if cfg!(miri) {
-        if n > 100 { 100 } else { n }
-    } else {
-        n
-    }
-}
-
 /// A waker that counts its wake-ups.
 struct CountingWaker(AtomicUsize);
 
@@ -27,6 +21,18 @@ impl Wake for CountingWaker {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+impl CountingWaker {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A waker that counts its wake-ups, and the counter to read them from.
+fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    (counter.clone(), Waker::from(counter))
 }
 
 #[test]
@@ -44,14 +50,13 @@ fn cancelled_resolves_at_once_when_already_cancelled() {
 #[test]
 fn pending_cancelled_future_is_woken_by_cancel() {
     let token = CancellationToken::new();
-    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let std_waker = Waker::from(waker.clone());
+    let (wakes, std_waker) = counting_waker();
     let mut cx = Context::from_waker(&std_waker);
     let mut fut = pin!(token.cancelled());
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Pending);
     token.cancel();
-    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes.count(), 1);
     assert_eq!(fut.poll(&mut cx), Poll::Ready(()));
 }
 
@@ -59,21 +64,19 @@ fn pending_cancelled_future_is_woken_by_cancel() {
 fn waiter_on_a_grandchild_is_woken_by_the_root() {
     let root = CancellationToken::new();
     let leaf = root.child_token().child_token();
-    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let std_waker = Waker::from(waker.clone());
+    let (wakes, std_waker) = counting_waker();
     let mut cx = Context::from_waker(&std_waker);
     let mut fut = pin!(leaf.cancelled());
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     root.cancel();
-    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes.count(), 1);
     assert!(fut.poll(&mut cx).is_ready());
 }
 
 #[test]
 fn ten_thousand_pending_waiters_are_all_woken_by_one_cancel() {
     let token = CancellationToken::new();
-    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let std_waker = Waker::from(waker.clone());
+    let (wakes, std_waker) = counting_waker();
     let mut cx = Context::from_waker(&std_waker);
     let mut futures: Vec<_> = (0..size(10_000))
         .map(|_| Box::pin(token.cancelled()))
@@ -82,7 +85,7 @@ fn ten_thousand_pending_waiters_are_all_woken_by_one_cancel() {
         assert!(fut.as_mut().poll(&mut cx).is_pending());
     }
     token.cancel();
-    assert_eq!(waker.0.load(Ordering::SeqCst), size(10_000));
+    assert_eq!(wakes.count(), size(10_000));
     for fut in &mut futures {
         assert!(fut.as_mut().poll(&mut cx).is_ready());
     }
@@ -91,8 +94,7 @@ fn ten_thousand_pending_waiters_are_all_woken_by_one_cancel() {
 #[test]
 fn dropped_pending_waiter_is_not_woken_and_others_still_are() {
     let token = CancellationToken::new();
-    let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let std_waker = Waker::from(waker.clone());
+    let (wakes, std_waker) = counting_waker();
     let mut cx = Context::from_waker(&std_waker);
     let mut kept = Box::pin(token.cancelled());
     let mut dropped = Box::pin(token.cancelled());
@@ -100,7 +102,7 @@ fn dropped_pending_waiter_is_not_woken_and_others_still_are() {
     assert!(dropped.as_mut().poll(&mut cx).is_pending());
     drop(dropped);
     token.cancel();
-    assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+    assert_eq!(wakes.count(), 1);
     assert!(kept.as_mut().poll(&mut cx).is_ready());
 }
 
@@ -206,8 +208,7 @@ impl Wake for PanickingWaker {
 #[test]
 fn panicking_waker_does_not_stop_the_other_wakeups() {
     let token = CancellationToken::new();
-    let counting = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let good = Waker::from(counting.clone());
+    let (counting, good) = counting_waker();
     let bad = Waker::from(Arc::new(PanickingWaker));
     // More than one batch of wakers, with panicking ones among them.
     let mut futures: Vec<_> = (0..100).map(|_| Box::pin(token.cancelled())).collect();
@@ -224,7 +225,7 @@ fn panicking_waker_does_not_stop_the_other_wakeups() {
         result.unwrap_err().downcast_ref::<&str>(),
         Some(&"waker failed")
     );
-    assert_eq!(counting.0.load(Ordering::SeqCst), 96);
+    assert_eq!(counting.count(), 96);
     for fut in &mut futures {
         assert!(
             fut.as_mut()
