@@ -35,6 +35,8 @@
 //!   (multi-parent) tokens, drop guards, and with `std` blocking waits and a panic guard.
 //! * [`CancelReason`] and [`CancelKind`]: why a token was cancelled; descendants inherit it.
 //! * [`Cancelled`]: the error type, for `?`.
+//! * [`TaskTracker`]: tokio-util's task tracker without tokio, to wait until cancelled work has
+//!   really stopped.
 //! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
 //!   and `.take_until_cancelled(&token)` for any future or stream.
 //!
@@ -79,6 +81,7 @@ mod ext;
 mod guard;
 mod reason;
 mod sync;
+mod task_tracker;
 mod token;
 mod tree;
 mod wait;
@@ -92,6 +95,7 @@ pub use ext::{
 pub use guard::PanicGuard;
 pub use guard::{DropGuard, DropGuardRef};
 pub use reason::{CancelKind, CancelReason, Cancelled};
+pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
 /// The README's example, compiled and run as a doc test so that it cannot rot.
 #[cfg(doctest)]
