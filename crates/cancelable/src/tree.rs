@@ -1180,3 +1180,71 @@ impl Drop for WaitEntry {
         drop(node);
     }
 }
+
+#[cfg(all(test, feature = "std", not(loom), not(miri), unix))]
+mod tests {
+    //! What cannot be reached through the public API: a reference count at its limit. The
+    //! process must abort, as `Arc` does, so each case runs in a child process of this test
+    //! binary and the parent checks how it died.
+
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+
+    const CASE: &str = "CANCELABLE_OVERFLOW_CASE";
+
+    /// Runs `case` in a child process (the same test, selected by `CASE`) and asserts that it
+    /// aborted instead of panicking through half-linked states.
+    fn aborts(test: &str, case: impl FnOnce()) {
+        if std::env::var_os(CASE).is_some() {
+            case();
+            return;
+        }
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--test-threads=1", "--nocapture"])
+            .env(CASE, "1")
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(6),
+            "expected SIGABRT, the child ended with {status}"
+        );
+    }
+
+    fn saturated_root() -> NodeRef {
+        let root = NodeRef::new_root();
+        root.node().refs.store(MAX_REFS + 1, Ordering::Relaxed);
+        root
+    }
+
+    #[test]
+    fn child_of_a_node_with_too_many_references_aborts() {
+        aborts(
+            "tree::tests::child_of_a_node_with_too_many_references_aborts",
+            || drop(saturated_root().child()),
+        );
+    }
+
+    #[test]
+    fn waiting_on_a_node_with_too_many_references_aborts() {
+        aborts(
+            "tree::tests::waiting_on_a_node_with_too_many_references_aborts",
+            || {
+                let root = saturated_root();
+                let mut entry = core::pin::pin!(WaitEntry::default());
+                let _ = entry
+                    .as_mut()
+                    .poll_cancelled(&root, &mut Context::from_waker(Waker::noop()));
+            },
+        );
+    }
+
+    #[test]
+    fn cloning_a_handle_of_a_node_with_too_many_references_aborts() {
+        aborts(
+            "tree::tests::cloning_a_handle_of_a_node_with_too_many_references_aborts",
+            || drop(saturated_root().clone()),
+        );
+    }
+}

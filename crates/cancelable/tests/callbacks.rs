@@ -1,11 +1,13 @@
 //! `on_cancel`: exactly once, on the cancelling thread, with the reason; unregistration; panics.
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use cancelable::{CancelKind, CancelReason, CancellationToken};
+use cancelable::{CancelCallback, CancelKind, CancelReason, CancellationToken};
 
 fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -154,6 +156,7 @@ fn closure_is_released_after_it_runs_even_if_the_handle_lives_on() {
     drop(cb);
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn panicking_callback_does_not_stop_the_others_and_resumes_after() {
     let root = CancellationToken::new();
@@ -203,4 +206,120 @@ fn callback_may_use_the_tree_it_is_called_from() {
     });
     root.cancel();
     assert_eq!(other.reason().unwrap().kind(), CancelKind::Condition);
+}
+
+/// A flag a callback sets when it runs.
+fn flag() -> (
+    Arc<AtomicUsize>,
+    impl FnOnce(&CancelReason) + Send + 'static,
+) {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let seen = ran.clone();
+    (ran, move |_: &CancelReason| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn callback_unregistered_by_an_earlier_callback_of_the_same_token_never_runs() {
+    let token = CancellationToken::new();
+    let later: Arc<Mutex<Option<CancelCallback>>> = Arc::default();
+    let verdict = Arc::new(Mutex::new(None));
+    let _first = {
+        let (later, verdict) = (later.clone(), verdict.clone());
+        token.on_cancel(move |_| {
+            let handle = later.lock().unwrap().take().unwrap();
+            *verdict.lock().unwrap() = Some(handle.unregister());
+        })
+    };
+    let (ran, f) = flag();
+    *later.lock().unwrap() = Some(token.on_cancel(f));
+    token.cancel();
+    assert_eq!(
+        *verdict.lock().unwrap(),
+        Some(true),
+        "unregister saw it not started"
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "so it must never run");
+}
+
+#[test]
+fn callback_dropped_by_an_ancestor_callback_never_runs() {
+    let root = CancellationToken::new();
+    let grandchild = root.child_token().child_token();
+    let (ran, f) = flag();
+    let handle = Arc::new(Mutex::new(Some(grandchild.on_cancel(f))));
+    let _drops_it = {
+        let handle = handle.clone();
+        root.on_cancel(move |_| drop(handle.lock().unwrap().take()))
+    };
+    root.cancel();
+    assert!(grandchild.is_cancelled());
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn unregister_reports_true_exactly_when_the_callback_never_runs_across_threads() {
+    for _ in 0..common::size(2_000) {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        // Callbacks on the root first, so the child's is taken and then waits its turn.
+        let _before: Vec<_> = (0..4).map(|_| root.on_cancel(|_| {})).collect();
+        let (ran, f) = flag();
+        let handle = child.on_cancel(f);
+        let canceller = thread::spawn(move || root.cancel());
+        let removed = handle.unregister();
+        canceller.join().unwrap();
+        assert_eq!(removed, ran.load(Ordering::SeqCst) == 0);
+    }
+}
+
+#[test]
+fn panicking_callback_leaves_every_later_callback_run_or_unregistrable() {
+    // With `std` the panic is held until every callback ran; without it the panic unwinds out of
+    // `cancel` at once. Either way no callback may end up neither run nor removable.
+    let root = CancellationToken::new();
+    let child = root.child_token();
+    let _boom = root.on_cancel(|_| panic!("callback failed"));
+    let (ran, f) = flag();
+    let later = root.on_cancel(f);
+    let (child_ran, g) = flag();
+    let child_later = child.on_cancel(g);
+    let result = catch_unwind(AssertUnwindSafe(|| root.cancel()));
+    assert!(result.is_err());
+    // A second cancel finishes whatever the unwinding left undone.
+    assert!(!root.cancel_with(CancelKind::Manual));
+    assert!(child.is_cancelled());
+    assert_eq!(later.unregister(), ran.load(Ordering::SeqCst) == 0);
+    assert_eq!(
+        child_later.unregister(),
+        child_ran.load(Ordering::SeqCst) == 0
+    );
+}
+
+#[test]
+fn panic_payload_that_panics_when_dropped_does_not_stop_later_callbacks() {
+    struct Nasty;
+    impl Drop for Nasty {
+        fn drop(&mut self) {
+            panic!("payload dropped");
+        }
+    }
+    let token = CancellationToken::new();
+    let _first = token.on_cancel(|_| panic!("first"));
+    let _second = token.on_cancel(|_| std::panic::panic_any(Nasty));
+    let (ran, f) = flag();
+    let _third = token.on_cancel(f);
+    let result = catch_unwind(AssertUnwindSafe(|| token.cancel()));
+    #[cfg(feature = "std")]
+    {
+        let payload = result.expect_err("the first panic resumes");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"first"));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        assert!(result.is_err());
+        drop(ran);
+    }
 }

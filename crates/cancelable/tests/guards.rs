@@ -1,6 +1,14 @@
 //! Guards: `DropGuard`, `DropGuardRef` and `PanicGuard` cancel exactly when they should.
 
+#[cfg(feature = "std")]
 use std::panic::{AssertUnwindSafe, catch_unwind};
+#[cfg(feature = "std")]
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+#[cfg(feature = "std")]
+use std::thread;
 
 use cancelable::{CancelKind, CancellationToken};
 
@@ -43,6 +51,7 @@ fn drop_guard_on_an_already_cancelled_token_keeps_the_first_reason() {
     assert_eq!(token.reason().unwrap().kind(), CancelKind::Timeout);
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn panic_guard_cancels_only_during_a_panic() {
     let token = CancellationToken::new();
@@ -59,6 +68,7 @@ fn panic_guard_cancels_only_during_a_panic() {
     assert_eq!(reason.message(), Some("thread panicked"));
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn disarmed_panic_guard_does_not_cancel_during_a_panic() {
     let token = CancellationToken::new();
@@ -69,4 +79,45 @@ fn disarmed_panic_guard_does_not_cancel_during_a_panic() {
     }));
     assert!(result.is_err());
     assert!(!token.is_cancelled());
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn panic_guard_survives_a_panicking_callback_while_the_thread_unwinds() {
+    // The guard cancels from a destructor that runs during unwinding: a callback that panics
+    // then must not turn the unwinding into an abort ("panic in a destructor during cleanup").
+    let token = CancellationToken::new();
+    let child = token.child_token();
+    let _boom = token.on_cancel(|_| panic!("callback failed"));
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let _later = child.on_cancel(move |_| flag.store(true, Ordering::SeqCst));
+    let worker = {
+        let token = token.clone();
+        thread::spawn(move || {
+            let _guard = token.panic_guard();
+            panic!("worker died");
+        })
+    };
+    let payload = worker
+        .join()
+        .expect_err("the worker's own panic reaches join");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"worker died"));
+    assert_eq!(token.reason().unwrap().message(), Some("thread panicked"));
+    assert!(child.is_cancelled());
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn drop_guard_dropped_by_a_panic_survives_a_panicking_callback() {
+    let token = CancellationToken::new();
+    let _boom = token.on_cancel(|_| panic!("callback failed"));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let _guard = token.clone().drop_guard();
+        panic!("request failed");
+    }));
+    let payload = result.expect_err("the original panic goes on");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"request failed"));
+    assert_eq!(token.reason().unwrap().kind(), CancelKind::Manual);
 }

@@ -172,3 +172,23 @@ fn a_cancelled_subtree_is_freed_when_its_handles_drop() {
     });
     assert_eq!(bytes, 0);
 }
+
+#[test]
+fn closure_that_panics_when_dropped_by_unregister_frees_its_entry() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("captured state failed to drop");
+        }
+    }
+    let token = CancellationToken::new();
+    let ((), bytes, _) = measure(|| {
+        let held = PanicsOnDrop;
+        let callback = token.on_cancel(move |_| drop(held));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback.unregister()));
+        assert!(result.is_err(), "the closure's drop panicked");
+    });
+    assert_eq!(bytes, 0, "the callback entry leaked {bytes} bytes");
+    assert!(token.on_cancel(|_| {}).unregister(), "the list is intact");
+}

@@ -140,6 +140,7 @@ fn any_of_linked_while_a_parent_cancels_is_cancelled() {
     }
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn waiters_on_many_threads_all_wake() {
     for _ in 0..20 {

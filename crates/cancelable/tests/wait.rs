@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "std")]
+use std::time::Instant;
 
 use cancelable::CancellationToken;
 use futures_lite::future::block_on;
@@ -127,6 +129,7 @@ fn owned_future_outlives_every_other_handle() {
     waiter.join().unwrap();
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn wait_blocking_returns_once_cancelled_from_another_thread() {
     let token = CancellationToken::new();
@@ -142,6 +145,7 @@ fn wait_blocking_returns_once_cancelled_from_another_thread() {
     }
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn wait_blocking_timeout_reports_timeout_then_cancel() {
     let token = CancellationToken::new();
@@ -154,6 +158,7 @@ fn wait_blocking_timeout_reports_timeout_then_cancel() {
     handle.join().unwrap();
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn wait_blocking_timeout_with_an_unrepresentable_timeout_waits_for_cancel() {
     let token = CancellationToken::new();
@@ -205,6 +210,7 @@ impl Wake for PanickingWaker {
     }
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn panicking_waker_does_not_stop_the_other_wakeups() {
     let token = CancellationToken::new();
@@ -251,4 +257,101 @@ fn waiters_dropped_between_wake_batches_are_skipped() {
         token.cancel();
         dropper.join().unwrap();
     }
+}
+
+/// A waker whose `clone` runs `on_clone` (user code that may touch the tree).
+fn waker_that_on_clone(on_clone: impl Fn() + Send + Sync + 'static) -> Waker {
+    use std::task::{RawWaker, RawWakerVTable};
+    type Hook = Box<dyn Fn() + Send + Sync>;
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` came from `Arc::into_raw` and the waker being cloned owns a count.
+        unsafe {
+            Arc::increment_strong_count(data.cast::<Hook>());
+            (*data.cast::<Hook>())();
+        }
+        RawWaker::new(data, &VTABLE)
+    }
+    unsafe fn drop(data: *const ()) {
+        // SAFETY: every waker owns one count of the `Arc`.
+        unsafe { Arc::decrement_strong_count(data.cast::<Hook>()) };
+    }
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: as for `drop`: waking by value consumes the waker.
+        unsafe { drop(data) };
+    }
+    unsafe fn wake_by_ref(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+    let hook: Arc<Hook> = Arc::new(Box::new(on_clone));
+    let raw = RawWaker::new(Arc::into_raw(hook).cast(), &VTABLE);
+    // SAFETY: the vtable's functions keep the `Arc`'s count, which this waker now owns.
+    unsafe { Waker::from_raw(raw) }
+}
+
+#[test]
+fn repoll_with_a_new_waker_clones_it_without_holding_the_node_lock() {
+    // The new waker's `clone` creates a child of the very token being waited on, which takes the
+    // node's lock: if the lock were held around the clone this would deadlock. The test thread
+    // gives up after a bound far above the microseconds the work takes.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let token = CancellationToken::new();
+        let mut fut = pin!(token.cancelled());
+        let mut first = Context::from_waker(Waker::noop());
+        assert_eq!(fut.as_mut().poll(&mut first), Poll::Pending);
+        let inner = token.clone();
+        let waker = waker_that_on_clone(move || drop(inner.child_token()));
+        assert_eq!(
+            fut.as_mut().poll(&mut Context::from_waker(&waker)),
+            Poll::Pending
+        );
+        token.cancel();
+        assert_eq!(
+            fut.poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(())
+        );
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("re-polling with a new waker deadlocked on the node lock");
+}
+
+#[test]
+fn panicking_waker_leaves_no_cancelled_future_pending() {
+    // Every node gets a waiter with a panicking waker and one with a counting waker, and a
+    // grandchild: with `std` the walk finishes before the panic resumes; without it the panic
+    // unwinds at once, and the next cancel that reaches the nodes finishes the work.
+    let root = CancellationToken::new();
+    let children: Vec<_> = (0..3).map(|_| root.child_token()).collect();
+    let grandchildren: Vec<_> = children.iter().map(|c| c.child_token()).collect();
+    let bad = Waker::from(Arc::new(PanickingWaker));
+    let (wakes, good) = counting_waker();
+    let mut futures: Vec<_> = children
+        .iter()
+        .chain(&grandchildren)
+        .flat_map(|t| [Box::pin(t.cancelled()), Box::pin(t.cancelled())])
+        .collect();
+    for (i, fut) in futures.iter_mut().enumerate() {
+        let waker = if i % 2 == 0 { &bad } else { &good };
+        assert_eq!(
+            fut.as_mut().poll(&mut Context::from_waker(waker)),
+            Poll::Pending
+        );
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| root.cancel()));
+    assert!(result.is_err());
+    // Later cancels finish the interrupted walk (each may meet another panicking waker).
+    for _ in 0..futures.len() {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| root.cancel())).is_ok() {
+            break;
+        }
+    }
+    assert!(grandchildren.iter().all(CancellationToken::is_cancelled));
+    for fut in &mut futures {
+        assert_eq!(
+            fut.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(())
+        );
+    }
+    assert_eq!(wakes.count(), 6, "every well-behaved waiter is woken once");
 }
