@@ -1,0 +1,358 @@
+//! [async-std](https://docs.rs/async-std) adapter for [`cancelable`]: timeouts, deadlines,
+//! signals, conditions and spawning bound to a [`CancellationToken`], and a graceful shutdown.
+//!
+//! **async-std is discontinued upstream** (its README recommends smol;
+//! [RUSTSEC-2025-0052](https://rustsec.org/advisories/RUSTSEC-2025-0052)). This adapter is kept
+//! for code that still runs on it; new code should use `cancelable-smol`, which has the same API,
+//! so moving over is changing the import.
+//!
+//! The core crate does the cancelation; this crate supplies what only a runtime has: timers
+//! (async-std's own `future::timeout` and `task::sleep`), signals (async-signal) and spawning
+//! (`async_std::task::spawn`).
+//!
+//! ```
+//! use std::time::Duration;
+//! use cancelable::{CancelKind, CancellationToken, TaskTracker};
+//!
+//! async_std::task::block_on(async {
+//!     // A timeout is a cancelation with a `Timeout` reason.
+//!     let err = cancelable_async_std::timeout(Duration::from_millis(5), futures_lite::future::pending::<()>())
+//!         .await
+//!         .unwrap_err();
+//!     assert_eq!(err.reason().kind(), CancelKind::Timeout);
+//!
+//!     // Work spawned under a token stops when the token is cancelled...
+//!     let shutdown = CancellationToken::new();
+//!     let tracker = TaskTracker::new();
+//!     let worker = cancelable_async_std::spawn(
+//!         &shutdown.child_token(),
+//!         tracker.track_future(futures_lite::future::pending::<()>()),
+//!     );
+//!
+//!     // ...and a graceful shutdown cancels, then waits for the tracked work.
+//!     let report = cancelable_async_std::shutdown(&shutdown, CancelKind::Shutdown, &tracker, Duration::from_secs(5)).await;
+//!     assert!(report.stopped_in_time());
+//!     assert_eq!(worker.await.unwrap_err().reason().kind(), CancelKind::Shutdown);
+//! });
+//! ```
+//!
+//! # What is in the box
+//!
+//! | function | cancels with | stops when |
+//! |---|---|---|
+//! | [`timeout`], [`timeout_at`] | `Timeout` (returns `Err(Cancelled)`) | the future finishes |
+//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
+//! | [`shutdown`] | your reason, then waits for a [`TaskTracker`](cancelable::TaskTracker) | everything stopped or the grace period ended |
+//! | [`sources`] | futures for `Operation::cancel_on` | — |
+//!
+//! # Features
+//!
+//! * `tracing`: report a panicking `cancel_when` predicate with `tracing::error!` instead of a
+//!   line on standard error. Enable it when your service collects `tracing` events; without it
+//!   the report still happens, it only goes to stderr.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_std::task::sleep;
+use cancelable::{CancelReason, CancellationToken, Cancelled, FutureExt as _, TaskTracker};
+use futures_lite::FutureExt as _;
+
+pub mod sources;
+
+/// Runs `fut` for at most `duration`: `Err(Cancelled)` with a `Timeout` reason
+/// (`"deadline of 3s elapsed"`) if it has not finished by then, and `fut` is dropped.
+///
+/// `fut` is polled before the timer, so a future that is ready at once never arms a timer.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// async_std::task::block_on(async {
+///     let quick = cancelable_async_std::timeout(Duration::from_secs(1), async { 42 }).await;
+///     assert_eq!(quick, Ok(42));
+///
+///     let slow = cancelable_async_std::timeout(Duration::from_millis(1), futures_lite::future::pending::<()>());
+///     assert_eq!(slow.await.unwrap_err().to_string(), "operation cancelled (timeout: deadline of 1ms elapsed)");
+/// });
+/// ```
+pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output, Cancelled> {
+    async_std::future::timeout(duration, fut)
+        .await
+        .map_err(|_| Cancelled::new(timeout_reason(duration)))
+}
+
+/// Runs `fut` until `deadline`: `Err(Cancelled)` with a `Timeout` reason if it has not
+/// finished by then (the message gives the time that was left when `timeout_at` was called).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// async_std::task::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(1);
+///     let late = cancelable_async_std::timeout_at(deadline, futures_lite::future::pending::<()>()).await;
+///     assert_eq!(late.unwrap_err().reason().kind(), cancelable::CancelKind::Timeout);
+/// });
+/// ```
+pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Cancelled> {
+    // async-std's timers take durations only.
+    timeout(deadline.saturating_duration_since(Instant::now()), fut).await
+}
+
+/// The reason of every timeout of this crate: says how long the limit was.
+fn timeout_reason(limit: Duration) -> CancelReason {
+    CancelReason::timeout().with_message(format!("deadline of {limit:?} elapsed"))
+}
+
+/// A task spawned by [`spawn`]: a future with the task's output, `Err(Cancelled)` when the token
+/// was cancelled first. It is async-std's [`JoinHandle`](async_std::task::JoinHandle):
+/// **dropping it detaches the task** (async-std's convention: it runs on); cancel the token, or
+/// call [`cancel`](async_std::task::JoinHandle::cancel), to stop it.
+pub type Task<T> = async_std::task::JoinHandle<Result<T, Cancelled>>;
+
+/// Spawns `fut` on async-std's executor under `token`: the task's output is `Ok(output)`, or
+/// `Err(Cancelled)` with the token's reason if the token is cancelled first, in which case `fut`
+/// is dropped as soon as the task sees the cancelation (already cancelled: never polled).
+///
+/// ```
+/// use cancelable::{CancelKind, CancellationToken};
+///
+/// async_std::task::block_on(async {
+///     let token = CancellationToken::new();
+///     let task = cancelable_async_std::spawn(&token, futures_lite::future::pending::<()>());
+///     token.cancel_with(CancelKind::Shutdown);
+///     assert_eq!(task.await.unwrap_err().reason().kind(), CancelKind::Shutdown);
+/// });
+/// ```
+pub fn spawn<F>(token: &CancellationToken, fut: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    async_std::task::spawn(fut.cancelable(token))
+}
+
+/// Cancels `token` with `reason`, closes `tracker`, then waits up to `grace` for every tracked
+/// task to end. The report says whether they all did in time; tasks still running are left
+/// alone (they stop on their own or when the process exits).
+///
+/// The order matters: cancel first so the tasks start stopping, then wait for them.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancelKind, CancellationToken, TaskTracker};
+///
+/// async_std::task::block_on(async {
+///     let token = CancellationToken::new();
+///     let tracker = TaskTracker::new();
+///     let stuck = tracker.token(); // a task that ignores cancelation
+///     let report = cancelable_async_std::shutdown(&token, CancelKind::Shutdown, &tracker, Duration::from_millis(10)).await;
+///     assert!(!report.stopped_in_time());
+///     assert_eq!(report.still_running(), 1);
+///     # drop(stuck);
+/// });
+/// ```
+pub async fn shutdown(
+    token: &CancellationToken,
+    reason: impl Into<CancelReason>,
+    tracker: &TaskTracker,
+    grace: Duration,
+) -> ShutdownReport {
+    let start = Instant::now();
+    token.cancel_with(reason);
+    tracker.close();
+    let stopped = async {
+        tracker.wait().await;
+        true
+    }
+    .or(async {
+        sleep(grace).await;
+        false
+    })
+    .await;
+    ShutdownReport {
+        still_running: if stopped { 0 } else { tracker.len() },
+        elapsed: start.elapsed(),
+        grace,
+    }
+}
+
+/// What [`shutdown`] saw: whether every tracked task stopped within the grace period.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancellationToken, TaskTracker};
+///
+/// let report = async_std::task::block_on(cancelable_async_std::shutdown(
+///     &CancellationToken::new(),
+///     cancelable::CancelKind::Shutdown,
+///     &TaskTracker::new(),
+///     Duration::from_secs(1),
+/// ));
+/// assert!(report.stopped_in_time());
+/// assert!(report.to_string().starts_with("every task stopped within"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    still_running: usize,
+    elapsed: Duration,
+    grace: Duration,
+}
+
+impl ShutdownReport {
+    /// `true` if every tracked task ended within the grace period.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let report = async_std::task::block_on(cancelable_async_std::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &TaskTracker::new(), Duration::ZERO));
+    /// assert!(report.stopped_in_time());
+    /// ```
+    pub fn stopped_in_time(&self) -> bool {
+        self.still_running == 0
+    }
+
+    /// How many tracked tasks were still live when the grace period ended (0 if all stopped).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let tracker = TaskTracker::new();
+    /// let _stuck = [tracker.token(), tracker.token()];
+    /// let report = async_std::task::block_on(cancelable_async_std::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &tracker, Duration::ZERO));
+    /// assert_eq!(report.still_running(), 2);
+    /// ```
+    pub fn still_running(&self) -> usize {
+        self.still_running
+    }
+
+    /// How long the shutdown took: until the last task ended, or the grace period.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let report = async_std::task::block_on(cancelable_async_std::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &TaskTracker::new(), Duration::from_secs(60)));
+    /// assert!(report.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    /// `every task stopped within 12ms` or `2 tasks still running after the 5s grace period`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.still_running {
+            0 => write!(f, "every task stopped within {:?}", self.elapsed),
+            1 => write!(
+                f,
+                "1 task still running after the {:?} grace period",
+                self.grace
+            ),
+            n => write!(
+                f,
+                "{n} tasks still running after the {:?} grace period",
+                self.grace
+            ),
+        }
+    }
+}
+
+/// The reason of [`cancel_when`] and [`sources::condition`].
+fn condition_reason(interval: Duration) -> CancelReason {
+    CancelReason::condition().with_message(format!("condition met (checked every {interval:?})"))
+}
+
+/// Resolves once `predicate`'s future yields `true`: checks at once, then every `interval`. A
+/// panic in the predicate is reported and counts as "not yet".
+async fn condition_met<P, Fut>(mut predicate: P, interval: Duration)
+where
+    P: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        // AssertUnwindSafe: after a panic we only call the predicate again, as documented; what
+        // it left half-done is its own state.
+        match std::panic::AssertUnwindSafe(async { predicate().await })
+            .catch_unwind()
+            .await
+        {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(panic) => report_panic(&*panic),
+        }
+        sleep(interval).await;
+    }
+}
+
+/// A panicking predicate is never silent: `tracing::error!` with the `tracing` feature, else a
+/// line on standard error.
+fn report_panic(panic: &(dyn std::any::Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        panic = message,
+        "cancel_when: the predicate panicked; checking goes on"
+    );
+    #[cfg(not(feature = "tracing"))]
+    std::eprintln!("cancel_when: the predicate panicked ({message}); checking goes on");
+}
+
+/// A signal that [`cancel_on_signals`] and [`sources::signals`] listen for (async-signal's).
+#[cfg(unix)]
+pub use async_signal::Signal;
+
+/// Installs handlers for `signals` (SIGINT and SIGTERM when empty); also returns their names
+/// for a reason's message, like `SIGINT or SIGTERM`.
+#[cfg(unix)]
+fn install_signals(
+    signals: impl IntoIterator<Item = Signal>,
+) -> std::io::Result<(async_signal::Signals, String)> {
+    let mut set: Vec<Signal> = signals.into_iter().collect();
+    if set.is_empty() {
+        set = vec![Signal::Int, Signal::Term];
+    }
+    let names = set
+        .iter()
+        .map(|&s| signal_name(s))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Ok((async_signal::Signals::new(set)?, names))
+}
+
+/// The next signal; a failure to read one is reported, and then nothing ever arrives.
+#[cfg(unix)]
+async fn next_signal(mut signals: async_signal::Signals) -> Signal {
+    use futures_lite::StreamExt as _;
+    match signals.next().await {
+        Some(Ok(signal)) => signal,
+        Some(Err(error)) => {
+            std::eprintln!(
+                "cancel_on_signals: reading signals failed ({error}); no longer listening"
+            );
+            std::future::pending().await
+        }
+        // async-signal's stream never ends.
+        None => std::future::pending().await,
+    }
+}
+
+/// The C name of a signal: `SIGUSR1`.
+#[cfg(unix)]
+fn signal_name(signal: Signal) -> String {
+    match signal {
+        // The four whose Rust names are not the C name without `SIG`.
+        Signal::Abort => "SIGABRT".into(),
+        Signal::Alarm => "SIGALRM".into(),
+        Signal::Child => "SIGCHLD".into(),
+        Signal::Vtalarm => "SIGVTALRM".into(),
+        other => format!("SIG{other:?}").to_uppercase(),
+    }
+}

@@ -1,0 +1,363 @@
+//! [smol](https://docs.rs/smol) adapter for [`cancelable`]: timeouts, deadlines, signals,
+//! conditions and spawning bound to a [`CancellationToken`], and a graceful shutdown.
+//!
+//! The core crate does the cancelation; this crate supplies what only a runtime has: timers
+//! (async-io's, which smol uses), signals (async-signal) and spawning (`smol::spawn`). The same
+//! API exists in `cancelable-async-std`, so switching runtime is switching the import.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cancelable::{CancelKind, CancellationToken, TaskTracker};
+//!
+//! smol::block_on(async {
+//!     // A timeout is a cancelation with a `Timeout` reason.
+//!     let err = cancelable_smol::timeout(Duration::from_millis(5), smol::future::pending::<()>())
+//!         .await
+//!         .unwrap_err();
+//!     assert_eq!(err.reason().kind(), CancelKind::Timeout);
+//!
+//!     // Work spawned under a token stops when the token is cancelled...
+//!     let shutdown = CancellationToken::new();
+//!     let tracker = TaskTracker::new();
+//!     let worker = cancelable_smol::spawn(
+//!         &shutdown.child_token(),
+//!         tracker.track_future(smol::future::pending::<()>()),
+//!     );
+//!
+//!     // ...and a graceful shutdown cancels, then waits for the tracked work.
+//!     let report = cancelable_smol::shutdown(&shutdown, CancelKind::Shutdown, &tracker, Duration::from_secs(5)).await;
+//!     assert!(report.stopped_in_time());
+//!     assert_eq!(worker.await.unwrap_err().reason().kind(), CancelKind::Shutdown);
+//! });
+//! ```
+//!
+//! # What is in the box
+//!
+//! | function | cancels with | stops when |
+//! |---|---|---|
+//! | [`timeout`], [`timeout_at`] | `Timeout` (returns `Err(Cancelled)`) | the future finishes |
+//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
+//! | [`shutdown`] | your reason, then waits for a [`TaskTracker`](cancelable::TaskTracker) | everything stopped or the grace period ended |
+//! | [`sources`] | futures for `Operation::cancel_on` | — |
+//!
+//! # Features
+//!
+//! * `tracing`: report a panicking `cancel_when` predicate with `tracing::error!` instead of a
+//!   line on standard error. Enable it when your service collects `tracing` events; without it
+//!   the report still happens, it only goes to stderr.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use cancelable::{CancelReason, CancellationToken, Cancelled, FutureExt as _, TaskTracker};
+use smol::Timer;
+use smol::future::FutureExt as _;
+
+pub mod sources;
+
+/// Runs `fut` for at most `duration`: `Err(Cancelled)` with a `Timeout` reason
+/// (`"deadline of 3s elapsed"`) if it has not finished by then, and `fut` is dropped.
+///
+/// `fut` is polled before the timer, so a future that is ready at once never arms a timer.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// smol::block_on(async {
+///     let quick = cancelable_smol::timeout(Duration::from_secs(1), async { 42 }).await;
+///     assert_eq!(quick, Ok(42));
+///
+///     let slow = cancelable_smol::timeout(Duration::from_millis(1), smol::future::pending::<()>());
+///     assert_eq!(slow.await.unwrap_err().to_string(), "operation cancelled (timeout: deadline of 1ms elapsed)");
+/// });
+/// ```
+pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output, Cancelled> {
+    race_timer(fut, Timer::after(duration), duration).await
+}
+
+/// Runs `fut` until `deadline`: `Err(Cancelled)` with a `Timeout` reason if it has not
+/// finished by then (the message gives the time that was left when `timeout_at` was called).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// smol::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(1);
+///     let late = cancelable_smol::timeout_at(deadline, smol::future::pending::<()>()).await;
+///     assert_eq!(late.unwrap_err().reason().kind(), cancelable::CancelKind::Timeout);
+/// });
+/// ```
+pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Cancelled> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    race_timer(fut, Timer::at(deadline), left).await
+}
+
+async fn race_timer<F: Future>(
+    fut: F,
+    timer: Timer,
+    limit: Duration,
+) -> Result<F::Output, Cancelled> {
+    async { Ok(fut.await) }
+        .or(async {
+            timer.await;
+            Err(Cancelled::new(timeout_reason(limit)))
+        })
+        .await
+}
+
+/// The reason of every timeout of this crate: says how long the limit was.
+fn timeout_reason(limit: Duration) -> CancelReason {
+    CancelReason::timeout().with_message(format!("deadline of {limit:?} elapsed"))
+}
+
+/// A task spawned by [`spawn`]: a future with the task's output, `Err(Cancelled)` when the token
+/// was cancelled first. It is smol's [`Task`](smol::Task): **dropping it cancels the task**
+/// (smol's convention); call [`detach`](smol::Task::detach) to let it run on unobserved.
+pub type Task<T> = smol::Task<Result<T, Cancelled>>;
+
+/// Spawns `fut` on smol's global executor under `token`: the task's output is `Ok(output)`, or
+/// `Err(Cancelled)` with the token's reason if the token is cancelled first, in which case `fut`
+/// is dropped as soon as the task sees the cancelation (already cancelled: never polled).
+///
+/// ```
+/// use cancelable::{CancelKind, CancellationToken};
+///
+/// smol::block_on(async {
+///     let token = CancellationToken::new();
+///     let task = cancelable_smol::spawn(&token, smol::future::pending::<()>());
+///     token.cancel_with(CancelKind::Shutdown);
+///     assert_eq!(task.await.unwrap_err().reason().kind(), CancelKind::Shutdown);
+/// });
+/// ```
+pub fn spawn<F>(token: &CancellationToken, fut: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    smol::spawn(fut.cancelable(token))
+}
+
+/// Cancels `token` with `reason`, closes `tracker`, then waits up to `grace` for every tracked
+/// task to end. The report says whether they all did in time; tasks still running are left
+/// alone (they stop on their own or when the process exits).
+///
+/// The order matters: cancel first so the tasks start stopping, then wait for them.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancelKind, CancellationToken, TaskTracker};
+///
+/// smol::block_on(async {
+///     let token = CancellationToken::new();
+///     let tracker = TaskTracker::new();
+///     let stuck = tracker.token(); // a task that ignores cancelation
+///     let report = cancelable_smol::shutdown(&token, CancelKind::Shutdown, &tracker, Duration::from_millis(10)).await;
+///     assert!(!report.stopped_in_time());
+///     assert_eq!(report.still_running(), 1);
+///     # drop(stuck);
+/// });
+/// ```
+pub async fn shutdown(
+    token: &CancellationToken,
+    reason: impl Into<CancelReason>,
+    tracker: &TaskTracker,
+    grace: Duration,
+) -> ShutdownReport {
+    let start = Instant::now();
+    token.cancel_with(reason);
+    tracker.close();
+    let stopped = async {
+        tracker.wait().await;
+        true
+    }
+    .or(async {
+        Timer::after(grace).await;
+        false
+    })
+    .await;
+    ShutdownReport {
+        still_running: if stopped { 0 } else { tracker.len() },
+        elapsed: start.elapsed(),
+        grace,
+    }
+}
+
+/// What [`shutdown`] saw: whether every tracked task stopped within the grace period.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancellationToken, TaskTracker};
+///
+/// let report = smol::block_on(cancelable_smol::shutdown(
+///     &CancellationToken::new(),
+///     cancelable::CancelKind::Shutdown,
+///     &TaskTracker::new(),
+///     Duration::from_secs(1),
+/// ));
+/// assert!(report.stopped_in_time());
+/// assert!(report.to_string().starts_with("every task stopped within"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    still_running: usize,
+    elapsed: Duration,
+    grace: Duration,
+}
+
+impl ShutdownReport {
+    /// `true` if every tracked task ended within the grace period.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let report = smol::block_on(cancelable_smol::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &TaskTracker::new(), Duration::ZERO));
+    /// assert!(report.stopped_in_time());
+    /// ```
+    pub fn stopped_in_time(&self) -> bool {
+        self.still_running == 0
+    }
+
+    /// How many tracked tasks were still live when the grace period ended (0 if all stopped).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let tracker = TaskTracker::new();
+    /// let _stuck = [tracker.token(), tracker.token()];
+    /// let report = smol::block_on(cancelable_smol::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &tracker, Duration::ZERO));
+    /// assert_eq!(report.still_running(), 2);
+    /// ```
+    pub fn still_running(&self) -> usize {
+        self.still_running
+    }
+
+    /// How long the shutdown took: until the last task ended, or the grace period.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use cancelable::{CancellationToken, TaskTracker};
+    /// let report = smol::block_on(cancelable_smol::shutdown(&CancellationToken::new(), cancelable::CancelKind::Shutdown, &TaskTracker::new(), Duration::from_secs(60)));
+    /// assert!(report.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    /// `every task stopped within 12ms` or `2 tasks still running after the 5s grace period`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.still_running {
+            0 => write!(f, "every task stopped within {:?}", self.elapsed),
+            1 => write!(
+                f,
+                "1 task still running after the {:?} grace period",
+                self.grace
+            ),
+            n => write!(
+                f,
+                "{n} tasks still running after the {:?} grace period",
+                self.grace
+            ),
+        }
+    }
+}
+
+/// The reason of [`cancel_when`] and [`sources::condition`].
+fn condition_reason(interval: Duration) -> CancelReason {
+    CancelReason::condition().with_message(format!("condition met (checked every {interval:?})"))
+}
+
+/// Resolves once `predicate`'s future yields `true`: checks at once, then every `interval`. A
+/// panic in the predicate is reported and counts as "not yet".
+async fn condition_met<P, Fut>(mut predicate: P, interval: Duration)
+where
+    P: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        // AssertUnwindSafe: after a panic we only call the predicate again, as documented; what
+        // it left half-done is its own state.
+        match std::panic::AssertUnwindSafe(async { predicate().await })
+            .catch_unwind()
+            .await
+        {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(panic) => report_panic(&*panic),
+        }
+        Timer::after(interval).await;
+    }
+}
+
+/// A panicking predicate is never silent: `tracing::error!` with the `tracing` feature, else a
+/// line on standard error.
+fn report_panic(panic: &(dyn std::any::Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        panic = message,
+        "cancel_when: the predicate panicked; checking goes on"
+    );
+    #[cfg(not(feature = "tracing"))]
+    std::eprintln!("cancel_when: the predicate panicked ({message}); checking goes on");
+}
+
+/// A signal that [`cancel_on_signals`] and [`sources::signals`] listen for (async-signal's).
+#[cfg(unix)]
+pub use async_signal::Signal;
+
+/// Installs handlers for `signals` (SIGINT and SIGTERM when empty); also returns their names
+/// for a reason's message, like `SIGINT or SIGTERM`.
+#[cfg(unix)]
+fn install_signals(
+    signals: impl IntoIterator<Item = Signal>,
+) -> std::io::Result<(async_signal::Signals, String)> {
+    let mut set: Vec<Signal> = signals.into_iter().collect();
+    if set.is_empty() {
+        set = vec![Signal::Int, Signal::Term];
+    }
+    let names = set
+        .iter()
+        .map(|&s| signal_name(s))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    Ok((async_signal::Signals::new(set)?, names))
+}
+
+/// The next signal; a failure to read one is reported, and then nothing ever arrives.
+#[cfg(unix)]
+async fn next_signal(mut signals: async_signal::Signals) -> Signal {
+    use smol::stream::StreamExt as _;
+    match signals.next().await {
+        Some(Ok(signal)) => signal,
+        Some(Err(error)) => {
+            std::eprintln!(
+                "cancel_on_signals: reading signals failed ({error}); no longer listening"
+            );
+            std::future::pending().await
+        }
+        // async-signal's stream never ends.
+        None => std::future::pending().await,
+    }
+}
+
+/// The C name of a signal: `SIGUSR1`.
+#[cfg(unix)]
+fn signal_name(signal: Signal) -> String {
+    match signal {
+        // The four whose Rust names are not the C name without `SIG`.
+        Signal::Abort => "SIGABRT".into(),
+        Signal::Alarm => "SIGALRM".into(),
+        Signal::Child => "SIGCHLD".into(),
+        Signal::Vtalarm => "SIGVTALRM".into(),
+        other => format!("SIG{other:?}").to_uppercase(),
+    }
+}

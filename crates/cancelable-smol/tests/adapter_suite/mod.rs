@@ -1,0 +1,304 @@
+//! The adapter suite, written once and run on both adapters: `tests/adapters.rs` of
+//! `cancelable-smol` and of `cancelable-async-std` include this file with `#[path]` after
+//! defining `adapter` (the crate under test), `block_on` and `spawn_detached` for their runtime.
+//!
+//! (It lives here rather than in the core's `tests/executors.rs` because the adapters depend on
+//! the core: a core test depending on them would be a dependency cycle for publishing.)
+//!
+//! Nothing synchronises with sleeps: tasks hand over through tokens, channels and the tracker.
+//! Timing assertions are loose upper bounds (10x).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use cancelable::{CancelKind, CancelReason, CancellationToken, TaskTracker};
+use futures_lite::future::{self, pending};
+
+use super::{adapter, block_on, spawn_detached};
+
+/// A future that never finishes and reports its drop on a channel.
+struct DropFlag(Option<async_channel::Sender<()>>);
+
+impl DropFlag {
+    fn new() -> (Self, async_channel::Receiver<()>) {
+        let (sender, receiver) = async_channel::bounded(1);
+        (Self(Some(sender)), receiver)
+    }
+}
+
+impl Future for DropFlag {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        let _ = self.0.take().unwrap().try_send(());
+    }
+}
+
+#[test]
+fn timeout_gives_the_output_when_the_future_finishes_first() {
+    block_on(async {
+        assert_eq!(
+            adapter::timeout(Duration::from_secs(60), async { 7 }).await,
+            Ok(7)
+        );
+        let later = async {
+            future::yield_now().await;
+            8
+        };
+        assert_eq!(
+            adapter::timeout(Duration::from_secs(60), later).await,
+            Ok(8)
+        );
+    });
+}
+
+#[test]
+fn timeout_cancels_with_a_timeout_reason_naming_the_limit_and_drops_the_future() {
+    block_on(async {
+        let (work, dropped) = DropFlag::new();
+        let start = Instant::now();
+        let err = adapter::timeout(Duration::from_millis(20), work)
+            .await
+            .unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(err.reason().kind(), CancelKind::Timeout);
+        assert_eq!(err.reason().message(), Some("deadline of 20ms elapsed"));
+        assert!(dropped.try_recv().is_ok(), "the inner future was dropped");
+        assert!(
+            took >= Duration::from_millis(20),
+            "not before the deadline: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(200),
+            "roughly at the deadline: {took:?}"
+        );
+    });
+}
+
+#[test]
+fn timeout_at_a_past_deadline_still_polls_the_future_once_then_times_out() {
+    block_on(async {
+        let past = Instant::now();
+        assert_eq!(adapter::timeout_at(past, async { 1 }).await, Ok(1));
+        let err = adapter::timeout_at(past, pending::<()>())
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason().message(), Some("deadline of 0ns elapsed"));
+    });
+}
+
+#[test]
+fn timeout_at_a_future_deadline_waits_for_it() {
+    block_on(async {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let err = adapter::timeout_at(deadline, pending::<()>())
+            .await
+            .unwrap_err();
+        assert!(Instant::now() >= deadline);
+        assert_eq!(err.reason().kind(), CancelKind::Timeout);
+    });
+}
+
+#[test]
+fn spawn_gives_the_output_of_a_task_whose_token_stays_live() {
+    block_on(async {
+        let token = CancellationToken::new();
+        assert_eq!(adapter::spawn(&token, async { "done" }).await, Ok("done"));
+    });
+}
+
+#[test]
+fn spawn_drops_the_inner_future_at_cancelation_before_the_handle_is_awaited() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let (work, dropped) = DropFlag::new();
+        let task = adapter::spawn(&token, work);
+        token.cancel_with(CancelReason::shutdown().with_message("deploy"));
+        // The task drops its future on its own, without anyone awaiting the handle.
+        dropped.recv().await.unwrap();
+        let err = task.await.unwrap_err();
+        assert_eq!(err.reason().to_string(), "shutdown: deploy");
+    });
+}
+
+#[test]
+fn spawn_under_an_already_cancelled_token_never_polls_the_future() {
+    block_on(async {
+        let token = CancellationToken::new();
+        token.cancel();
+        let polled = Arc::new(AtomicUsize::new(0));
+        let work = {
+            let polled = polled.clone();
+            future::poll_fn(move |_| {
+                polled.fetch_add(1, Ordering::Relaxed);
+                Poll::<()>::Pending
+            })
+        };
+        assert!(adapter::spawn(&token, work).await.is_err());
+        assert_eq!(polled.load(Ordering::Relaxed), 0);
+    });
+}
+
+#[test]
+fn spawn_on_grandchildren_of_a_tree_stops_every_task_with_the_root_reason() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let tasks: Vec<_> = (0..10)
+            .flat_map(|_| {
+                let child = root.child_token();
+                (0..10)
+                    .map(|_| adapter::spawn(&child.child_token(), pending::<()>()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        root.cancel_with(CancelKind::Shutdown);
+        for task in tasks {
+            assert_eq!(
+                task.await.unwrap_err().reason().kind(),
+                CancelKind::Shutdown
+            );
+        }
+    });
+}
+
+#[test]
+fn shutdown_waits_for_a_tracker_draining_spawned_work_and_reports_it_in_time() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        for _ in 0..100 {
+            let token = root.child_token();
+            let finished = finished.clone();
+            spawn_detached(tracker.track_future(async move {
+                token.cancelled().await;
+                // Cleanup after cancelation that the shutdown must wait for.
+                future::yield_now().await;
+                finished.fetch_add(1, Ordering::Relaxed);
+            }));
+        }
+        let report = adapter::shutdown(
+            &root,
+            CancelKind::Shutdown,
+            &tracker,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(report.stopped_in_time(), "{report}");
+        assert_eq!(report.still_running(), 0);
+        assert_eq!(finished.load(Ordering::Relaxed), 100);
+        assert!(tracker.is_closed());
+        assert!(report.to_string().starts_with("every task stopped within"));
+    });
+}
+
+#[test]
+fn shutdown_reports_the_tasks_still_running_after_the_grace_period() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let stubborn = tracker.token();
+        let obedient = {
+            let token = root.child_token();
+            tracker.track_future(async move { token.cancelled().await })
+        };
+        spawn_detached(obedient);
+        let grace = Duration::from_millis(20);
+        let report = adapter::shutdown(&root, CancelKind::Shutdown, &tracker, grace).await;
+        assert!(!report.stopped_in_time());
+        assert_eq!(report.still_running(), 1);
+        assert!(
+            report.elapsed() >= grace && report.elapsed() < grace * 10,
+            "{:?}",
+            report.elapsed()
+        );
+        assert_eq!(
+            report.to_string(),
+            "1 task still running after the 20ms grace period"
+        );
+        assert_eq!(root.reason().unwrap().kind(), CancelKind::Shutdown);
+        drop(stubborn);
+    });
+}
+
+#[test]
+fn timeout_source_resolves_after_its_duration_with_a_timeout_reason() {
+    block_on(async {
+        let source = adapter::sources::timeout(Duration::from_millis(10));
+        assert_eq!(
+            source.reason.to_string(),
+            "timeout: deadline of 10ms elapsed"
+        );
+        let start = Instant::now();
+        source.future.await;
+        assert!(start.elapsed() >= Duration::from_millis(10));
+    });
+}
+
+#[test]
+fn deadline_source_resolves_at_its_instant() {
+    block_on(async {
+        let at = Instant::now() + Duration::from_millis(10);
+        let source = adapter::sources::deadline(at);
+        assert_eq!(source.reason.kind(), CancelKind::Timeout);
+        source.future.await;
+        assert!(Instant::now() >= at);
+    });
+}
+
+#[test]
+fn condition_source_keeps_checking_after_a_panicking_predicate() {
+    block_on(async {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let predicate = {
+            let calls = calls.clone();
+            move || match calls.fetch_add(1, Ordering::Relaxed) {
+                0 => panic!("the predicate's first check fails"),
+                1 => false,
+                _ => true,
+            }
+        };
+        let source = adapter::sources::condition(predicate, Duration::from_millis(1));
+        assert_eq!(source.reason.kind(), CancelKind::Condition);
+        source.future.await;
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+    });
+}
+
+/// Sends `signal` (a `kill -s` name) to this very process.
+#[cfg(unix)]
+fn raise(signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &std::process::id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_source_resolves_when_the_process_receives_one_of_its_signals() {
+    block_on(async {
+        // SIGUSR2 is this test's own: no other test of the suite sends or awaits it.
+        let source = adapter::sources::signals([adapter::Signal::Usr2]).unwrap();
+        assert_eq!(source.reason.to_string(), "signal: SIGUSR2 received");
+        raise("USR2");
+        source.future.await;
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn signals_source_of_an_empty_set_names_sigint_and_sigterm() {
+    let source = adapter::sources::signals([]).unwrap();
+    assert_eq!(source.reason.message(), Some("SIGINT or SIGTERM received"));
+}
