@@ -39,6 +39,10 @@
 //!   really stopped.
 //! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
 //!   and `.take_until_cancelled(&token)` for any future or stream.
+//! * [`Operation`]: a tracked unit of work (status, reason, progress, times) whose token is
+//!   cancelled by its parents and by any `cancel_on` future; [`OperationContext::shield`] regions
+//!   that finish before a cancelation takes effect; with `std`, [`current()`] for deep code and a
+//!   [`Registry`] to list, watch and cancel operations by id.
 //!
 //! # Guarantees
 //!
@@ -64,7 +68,8 @@
 //! | `std`              | yes     | [`wait_blocking`](CancellationToken::wait_blocking), [`wait_blocking_timeout`](CancellationToken::wait_blocking_timeout), [`PanicGuard`], panic isolation of callbacks, `parking_lot` locks that park instead of spinning. Without it the crate is `no_std` + `alloc`: node locks spin (they guard a few pointer writes) and a panicking callback unwinds out of `cancel` at once. |
 //! | `critical-section` | no      | Hold node locks inside a [`critical-section`](https://docs.rs/critical-section). Enable it on targets where an interrupt handler may touch tokens: a spin lock taken by the interrupted code would otherwise never be released. You must provide a critical-section implementation. |
 //! | `portable-atomic`  | no      | Take atomics (and `Arc`) from `portable-atomic`, for targets without native compare-and-swap such as `thumbv6m`. Combine with `critical-section` there. |
-//! | `serde`            | no      | `Serialize`/`Deserialize` for [`CancelKind`] (snake case) and [`CancelReason`] (`{"kind", "message"}`). |
+//! | `serde`            | no      | `Serialize`/`Deserialize` for [`CancelKind`] (snake case) and [`CancelReason`] (`{"kind", "message"}`), [`OperationSnapshot`] (status and reason as snake-case strings), [`Progress`] and [`RegistryStats`]. |
+//! | `tracing`          | no      | A [`tracing`](https://docs.rs/tracing) span per operation (`id`, `name`) and an event at each status change with the reason. |
 //!
 //! With `default-features = false` the crate builds for bare-metal targets such as
 //! `thumbv7em-none-eabihf`; bring an allocator and any executor.
@@ -79,7 +84,10 @@ extern crate std;
 mod callback;
 mod ext;
 mod guard;
+mod operation;
 mod reason;
+#[cfg(feature = "std")]
+mod registry;
 mod sync;
 mod task_tracker;
 mod token;
@@ -94,7 +102,15 @@ pub use ext::{
 #[cfg(feature = "std")]
 pub use guard::PanicGuard;
 pub use guard::{DropGuard, DropGuardRef};
+#[cfg(feature = "std")]
+pub use operation::current;
+pub use operation::{
+    Operation, OperationContext, OperationError, OperationId, OperationSnapshot, OperationStatus,
+    Progress, ProgressStream, Run, Shield, TryRun,
+};
 pub use reason::{CancelKind, CancelReason, Cancelled};
+#[cfg(feature = "std")]
+pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
 /// The README's example, compiled and run as a doc test so that it cannot rot.

@@ -1,0 +1,551 @@
+//! The record one operation shares between its run future, its contexts and a registry, and
+//! the [`OperationContext`] handle a body works with.
+
+use alloc::borrow::Cow;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+
+use futures_core::Stream;
+
+use crate::reason::{CancelReason, Cancelled};
+use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::token::CancellationToken;
+
+use super::lock::Mutex;
+use super::progress::{Progress, ProgressStream};
+use super::shield::Shield;
+use super::status::{OperationId, OperationSnapshot, OperationStatus};
+
+pub(crate) type ProgressFn = Box<dyn Fn(&OperationId, &Progress) + Send + Sync>;
+pub(crate) type StatusFn = Box<dyn Fn(&OperationSnapshot) + Send + Sync>;
+
+/// Everything known about one operation. Immutable fields are set by the builder; what changes
+/// lives in `state`, whose lock is never held while user code (callbacks) runs.
+pub(crate) struct Shared {
+    pub(crate) id: OperationId,
+    /// Creation order, for listing.
+    #[cfg(feature = "std")]
+    pub(crate) seq: u64,
+    pub(crate) name: String,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) parent_id: Option<OperationId>,
+    /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
+    pub(crate) token: CancellationToken,
+    state: Mutex<State>,
+    pub(crate) on_progress: Vec<ProgressFn>,
+    pub(crate) on_status: Vec<StatusFn>,
+    /// Shields of this operation being polled: while it is not zero the body is not dropped.
+    pub(crate) shield_depth: AtomicUsize,
+    /// Polls of the body in progress, for shields to know they run inside it (with `std` the
+    /// `current()` stack answers that exactly, per thread).
+    #[cfg(not(feature = "std"))]
+    pub(crate) body_polls: AtomicUsize,
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
+    #[cfg(feature = "std")]
+    pub(crate) registry: Option<crate::registry::Registry>,
+}
+
+struct State {
+    status: OperationStatus,
+    reason: Option<CancelReason>,
+    error: Option<String>,
+    progress: Option<Progress>,
+    #[cfg(feature = "std")]
+    started: Option<(std::time::Instant, std::time::SystemTime)>,
+    #[cfg(feature = "std")]
+    ended: Option<(std::time::Instant, std::time::SystemTime)>,
+}
+
+pub(crate) struct SharedInit {
+    pub(crate) id: OperationId,
+    #[cfg(feature = "std")]
+    pub(crate) seq: u64,
+    pub(crate) name: String,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) parent_id: Option<OperationId>,
+    pub(crate) token: CancellationToken,
+    pub(crate) on_progress: Vec<ProgressFn>,
+    pub(crate) on_status: Vec<StatusFn>,
+    #[cfg(feature = "std")]
+    pub(crate) registry: Option<crate::registry::Registry>,
+}
+
+impl Shared {
+    pub(crate) fn new(init: SharedInit) -> Self {
+        #[cfg(feature = "tracing")]
+        let span = tracing::info_span!("operation", id = %init.id, name = %init.name);
+        Self {
+            id: init.id,
+            #[cfg(feature = "std")]
+            seq: init.seq,
+            name: init.name,
+            metadata: init.metadata,
+            parent_id: init.parent_id,
+            token: init.token,
+            state: Mutex::new(State {
+                status: OperationStatus::Pending,
+                reason: None,
+                error: None,
+                progress: None,
+                #[cfg(feature = "std")]
+                started: None,
+                #[cfg(feature = "std")]
+                ended: None,
+            }),
+            on_progress: init.on_progress,
+            on_status: init.on_status,
+            shield_depth: AtomicUsize::new(0),
+            #[cfg(not(feature = "std"))]
+            body_polls: AtomicUsize::new(0),
+            #[cfg(feature = "tracing")]
+            span,
+            #[cfg(feature = "std")]
+            registry: init.registry,
+        }
+    }
+
+    pub(crate) fn status(&self) -> OperationStatus {
+        self.state.with(|s| s.status)
+    }
+
+    pub(crate) fn snapshot(&self) -> OperationSnapshot {
+        self.state.with(|s| OperationSnapshot {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            status: s.status,
+            reason: s.reason.clone(),
+            error: s.error.clone(),
+            progress: s.progress.clone(),
+            metadata: self.metadata.clone(),
+            parent_id: self.parent_id.clone(),
+            #[cfg(feature = "std")]
+            started_at: s.started.map(|(_, wall)| wall),
+            #[cfg(feature = "std")]
+            ended_at: s.ended.map(|(_, wall)| wall),
+            #[cfg(feature = "std")]
+            duration: s.started.map(|(start, _)| match s.ended {
+                Some((end, _)) => end.duration_since(start),
+                None => start.elapsed(),
+            }),
+        })
+    }
+
+    /// `Pending → Running`, on the first poll of the run future.
+    pub(crate) fn start(&self) {
+        let changed = self.state.with(|s| {
+            if s.status != OperationStatus::Pending {
+                return false;
+            }
+            s.status = OperationStatus::Running;
+            #[cfg(feature = "std")]
+            {
+                s.started = Some((std::time::Instant::now(), std::time::SystemTime::now()));
+            }
+            true
+        });
+        if changed {
+            self.announce(OperationStatus::Running, None, None);
+        }
+    }
+
+    /// Records the terminal status, once: later calls change nothing and return `false`.
+    pub(crate) fn finish(
+        &self,
+        status: OperationStatus,
+        reason: Option<CancelReason>,
+        error: Option<String>,
+    ) -> bool {
+        debug_assert!(status.is_terminal());
+        let changed = self.state.with(|s| {
+            if s.status.is_terminal() {
+                return false;
+            }
+            s.status = status;
+            s.reason = reason.clone();
+            s.error = error.clone();
+            #[cfg(feature = "std")]
+            {
+                let now = (std::time::Instant::now(), std::time::SystemTime::now());
+                s.started.get_or_insert(now);
+                s.ended = Some(now);
+            }
+            true
+        });
+        if changed {
+            self.announce(status, reason.as_ref(), error.as_deref());
+        }
+        changed
+    }
+
+    /// Records `Cancelled` with the token's reason, cancelling the token with `fallback` first
+    /// so that the record and the token always agree.
+    pub(crate) fn finish_cancelled(&self, fallback: CancelReason) -> Cancelled {
+        self.token.cancel_with(fallback);
+        let reason = self.token.reason().unwrap_or_default();
+        self.finish(OperationStatus::Cancelled, Some(reason.clone()), None);
+        Cancelled::new(reason)
+    }
+
+    /// Tells the registry, tracing and the status callbacks, in that order, so that a callback
+    /// that looks the operation up finds it where its status says.
+    fn announce(
+        &self,
+        status: OperationStatus,
+        reason: Option<&CancelReason>,
+        error: Option<&str>,
+    ) {
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            parent: &self.span,
+            status = status.as_str(),
+            reason = %OptDisplay(reason),
+            error = error.unwrap_or(""),
+            "operation status changed"
+        );
+        #[cfg(not(feature = "tracing"))]
+        let _ = (status, reason, error);
+        #[cfg(feature = "std")]
+        let needs_snapshot = !self.on_status.is_empty() || self.registry.is_some();
+        #[cfg(not(feature = "std"))]
+        let needs_snapshot = !self.on_status.is_empty();
+        if !needs_snapshot {
+            return;
+        }
+        let snapshot = self.snapshot();
+        #[cfg(feature = "std")]
+        if status.is_terminal() {
+            if let Some(registry) = &self.registry {
+                registry.finished(self, snapshot.clone());
+            }
+        }
+        for callback in &self.on_status {
+            // A panicking callback is a bug in that callback; the operation and the other
+            // callbacks go on (without `std` the panic cannot be caught).
+            let _panic = crate::sync::catch(|| callback(&snapshot));
+        }
+    }
+
+    pub(crate) fn report(&self, progress: Progress) {
+        #[cfg(feature = "tracing")]
+        tracing::trace!(parent: &self.span, progress = %progress, "operation progress");
+        if self.on_progress.is_empty() {
+            self.state.with(|s| s.progress = Some(progress));
+            return;
+        }
+        self.state.with(|s| s.progress = Some(progress.clone()));
+        for callback in &self.on_progress {
+            let _panic = crate::sync::catch(|| callback(&self.id, &progress));
+        }
+    }
+
+    /// The token of the operation's body is cancelled and no shield holds it back.
+    pub(crate) fn must_stop(&self) -> bool {
+        self.token.is_cancelled() && self.shield_depth.load(Ordering::Acquire) == 0
+    }
+}
+
+#[cfg(feature = "tracing")]
+struct OptDisplay<'a>(Option<&'a CancelReason>);
+
+#[cfg(feature = "tracing")]
+impl fmt::Display for OptDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(reason) => fmt::Display::fmt(reason, f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The handle a body gets from [`Operation::run`](crate::Operation::run): its token, its
+/// identity, progress reports and shields. Cheap to clone (two reference counts); clones may go
+/// to other tasks and threads.
+///
+/// Inside a [shield](OperationContext::shield_with) the context is the same operation with the
+/// shield's own token, which the operation's cancelation does not reach.
+///
+/// ```
+/// use cancelable::{CancelReason, Operation, OperationStatus};
+/// use futures_lite::future;
+///
+/// let out = future::block_on(Operation::new("resize").run(|cx| async move {
+///     assert_eq!(cx.name(), "resize");
+///     assert_eq!(cx.status(), OperationStatus::Running);
+///     cx.report_progress(1, Some(2), "images");
+///     cx.check()?; // `Err(Cancelled)` once the operation is cancelled
+///     Ok(cx.snapshot().progress.unwrap().done)
+/// }));
+/// assert_eq!(out, Ok(1));
+/// ```
+#[derive(Clone)]
+pub struct OperationContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) token: CancellationToken,
+}
+
+impl OperationContext {
+    /// The token this context runs under: the operation's, or inside a shield the shield's.
+    ///
+    /// ```
+    /// use cancelable::{FutureExt, Operation};
+    /// use futures_lite::future;
+    ///
+    /// future::block_on(Operation::new("t").run(|cx| async move {
+    ///     // Hand the token to code that knows nothing about operations.
+    ///     async { 1 }.cancelable(cx.token()).await
+    /// }))
+    /// .unwrap();
+    /// ```
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The operation's id.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// let id = futures_lite::future::block_on(
+    ///     Operation::new("t").id("job-1").run(|cx| async move { Ok(cx.id().clone()) }),
+    /// );
+    /// assert_eq!(id.unwrap(), "job-1");
+    /// ```
+    pub fn id(&self) -> &OperationId {
+        &self.shared.id
+    }
+
+    /// The operation's name.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// let name = futures_lite::future::block_on(
+    ///     Operation::new("t").run(|cx| async move { Ok(cx.name().to_owned()) }),
+    /// );
+    /// assert_eq!(name.unwrap(), "t");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The id of the operation this one was started in or made a child of.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// let parent = futures_lite::future::block_on(
+    ///     Operation::new("t").run(|cx| async move { Ok(cx.parent_id().cloned()) }),
+    /// );
+    /// assert_eq!(parent.unwrap(), None);
+    /// ```
+    pub fn parent_id(&self) -> Option<&OperationId> {
+        self.shared.parent_id.as_ref()
+    }
+
+    /// `Err(Cancelled)` with the reason once this context's token is cancelled: a checkpoint
+    /// for `?`.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, Operation};
+    /// let out: Result<(), _> = futures_lite::future::block_on(Operation::new("t").run(|cx| async move {
+    ///     cx.token().cancel_with(CancelKind::Shutdown);
+    ///     cx.check()?;
+    ///     unreachable!()
+    /// }));
+    /// assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
+    /// ```
+    pub fn check(&self) -> Result<(), Cancelled> {
+        self.token.check()
+    }
+
+    /// `true` once this context's token is cancelled.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// futures_lite::future::block_on(Operation::new("t").run(|cx| async move {
+    ///     assert!(!cx.is_cancelled());
+    ///     Ok(())
+    /// }))
+    /// .unwrap();
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Records progress (snapshots show the latest report) and calls the progress callbacks
+    /// with the operation's id. A panicking callback does not reach the body or the other
+    /// callbacks (with `std`).
+    ///
+    /// ```
+    /// use cancelable::{Operation, Progress};
+    /// let last = futures_lite::future::block_on(Operation::new("t").run(|cx| async move {
+    ///     for i in 1..=3 {
+    ///         cx.report_progress(i, Some(3), "steps");
+    ///     }
+    ///     Ok(cx.snapshot().progress)
+    /// }));
+    /// assert_eq!(last.unwrap(), Some(Progress::new(3, Some(3), "steps")));
+    /// ```
+    pub fn report_progress(
+        &self,
+        done: u64,
+        total: Option<u64>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
+        self.shared.report(Progress::new(done, total, message));
+    }
+
+    /// Runs `future` to completion even if the operation is cancelled meanwhile; if it was,
+    /// the body stops right at the shield's end (the code after the shield does not run).
+    ///
+    /// A cancelation of the operation is held back while any of its shields runs, and takes
+    /// effect when the last one ends. Shields nest; the innermost completes first. Code in the
+    /// shield that wants a token should use [`shield_with`](Self::shield_with) or
+    /// [`current()`](crate::current): the operation's own `cx` stays cancelled.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, Operation};
+    /// use futures_lite::future;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// static FLUSHED: AtomicBool = AtomicBool::new(false);
+    /// let out: Result<(), _> = future::block_on(Operation::new("save").run(|cx| async move {
+    ///     let token = cx.token().clone();
+    ///     cx.shield(async move {
+    ///         token.cancel_with(CancelKind::Shutdown); // arrives mid-flush
+    ///         future::yield_now().await;
+    ///         FLUSHED.store(true, Ordering::SeqCst);
+    ///     })
+    ///     .await;
+    ///     unreachable!("the operation was cancelled during the shield");
+    /// }));
+    /// assert!(FLUSHED.load(Ordering::SeqCst));
+    /// assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
+    /// ```
+    pub fn shield<F: Future>(&self, future: F) -> Shield<F> {
+        self.shield_with(|_| future)
+    }
+
+    /// Like [`shield`](Self::shield), handing the shielded code its own context: same
+    /// operation (id, progress), with a fresh token that the operation's cancelation does not
+    /// reach but that the code can cancel or give to its own sources.
+    ///
+    /// ```
+    /// use cancelable::{FutureExt, Operation};
+    /// use futures_lite::future;
+    ///
+    /// let out = future::block_on(Operation::new("save").run(|cx| async move {
+    ///     cx.token().cancel();
+    ///     let flushed = cx
+    ///         .shield_with(|shielded| async move {
+    ///             assert!(shielded.check().is_ok()); // not reached by the cancel above
+    ///             async { "flushed" }.cancelable(shielded.token()).await
+    ///         })
+    ///         .await;
+    ///     Ok(flushed)
+    /// }));
+    /// assert!(out.is_err()); // the body stopped at the shield's end
+    /// ```
+    pub fn shield_with<F, Fut>(&self, f: F) -> Shield<Fut>
+    where
+        F: FnOnce(OperationContext) -> Fut,
+        Fut: Future,
+    {
+        let shielded = OperationContext {
+            shared: self.shared.clone(),
+            token: CancellationToken::new(),
+        };
+        let future = f(shielded.clone());
+        Shield::new(future, shielded, self.token == self.shared.token)
+    }
+
+    /// Wraps `stream`: it yields the same items, reports progress after every `every` items
+    /// (and once at its end, with the final count), and ends when this context's token is
+    /// cancelled. The total is the stream's exact size hint, if it has one. `every == 0` counts
+    /// as 1.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// use futures_lite::{StreamExt, future, stream};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = seen.clone();
+    /// future::block_on(
+    ///     Operation::new("lines")
+    ///         .on_progress(move |_, p| log.lock().unwrap().push(p.done))
+    ///         .run(|cx| async move {
+    ///             let mut lines = cx.progress_stream(stream::iter(0..25), 10);
+    ///             while lines.next().await.is_some() {}
+    ///             Ok(())
+    ///         }),
+    /// )
+    /// .unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), [10, 20, 25]);
+    /// ```
+    pub fn progress_stream<S: Stream>(&self, stream: S, every: u64) -> ProgressStream<S> {
+        ProgressStream::new(stream, self, every)
+    }
+
+    /// The operation's status now.
+    ///
+    /// ```
+    /// use cancelable::{Operation, OperationStatus};
+    /// futures_lite::future::block_on(Operation::new("t").run(|cx| async move {
+    ///     assert_eq!(cx.status(), OperationStatus::Running);
+    ///     Ok(())
+    /// }))
+    /// .unwrap();
+    /// ```
+    pub fn status(&self) -> OperationStatus {
+        self.shared.status()
+    }
+
+    /// A copy of the operation's whole record now.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// let snap = futures_lite::future::block_on(
+    ///     Operation::new("t").metadata("k", "v").run(|cx| async move { Ok(cx.snapshot()) }),
+    /// )
+    /// .unwrap();
+    /// assert_eq!(snap.metadata["k"], "v");
+    /// ```
+    pub fn snapshot(&self) -> OperationSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// The innermost operation whose body (or shield) is being polled on this thread; `None`
+    /// outside every operation. The same as [`current()`](crate::current).
+    ///
+    /// ```
+    /// use cancelable::{Operation, OperationContext};
+    /// assert!(OperationContext::current().is_none());
+    /// futures_lite::future::block_on(Operation::new("t").run(|_| async move {
+    ///     assert_eq!(OperationContext::current().unwrap().name(), "t");
+    ///     Ok(())
+    /// }))
+    /// .unwrap();
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn current() -> Option<OperationContext> {
+        super::current::current()
+    }
+
+    pub(crate) fn is_main(&self) -> bool {
+        self.token == self.shared.token
+    }
+}
+
+impl fmt::Debug for OperationContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperationContext")
+            .field("id", &self.shared.id)
+            .field("name", &self.shared.name)
+            .field("shielded", &!self.is_main())
+            .field("token", &self.token)
+            .finish()
+    }
+}

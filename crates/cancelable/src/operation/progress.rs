@@ -1,0 +1,195 @@
+//! Progress reports: [`Progress`] and the [`ProgressStream`] helper.
+
+use alloc::borrow::Cow;
+use core::fmt;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::ext::{StreamExt, TakeUntilCancelled};
+
+use super::context::OperationContext;
+
+/// One progress report: how much is done, out of how much if known, and a message.
+///
+/// ```
+/// use cancelable::Progress;
+///
+/// let p = Progress::new(3, Some(12), "rows");
+/// assert_eq!(p.to_string(), "3/12 rows (25%)");
+/// assert_eq!(p.fraction(), Some(0.25));
+/// assert_eq!(Progress::new(7, None, "").to_string(), "7");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Progress {
+    /// Units of work done so far.
+    pub done: u64,
+    /// Units of work in all, when known.
+    pub total: Option<u64>,
+    /// What the units are, or what is happening (`"rows"`, `"flushing"`).
+    pub message: Cow<'static, str>,
+}
+
+impl Progress {
+    /// A report of `done` out of `total` with `message` (a `&'static str` costs no allocation).
+    ///
+    /// ```
+    /// let p = cancelable::Progress::new(1, None, format!("file {}", 1));
+    /// assert_eq!(p.message, "file 1");
+    /// ```
+    pub fn new(done: u64, total: Option<u64>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            done,
+            total,
+            message: message.into(),
+        }
+    }
+
+    /// `done / total`, when the total is known and not zero.
+    ///
+    /// ```
+    /// assert_eq!(cancelable::Progress::new(1, Some(4), "").fraction(), Some(0.25));
+    /// assert_eq!(cancelable::Progress::new(1, None, "").fraction(), None);
+    /// ```
+    pub fn fraction(&self) -> Option<f64> {
+        match self.total {
+            Some(total) if total > 0 => Some(self.done as f64 / total as f64),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.done)?;
+        if let Some(total) = self.total {
+            write!(f, "/{total}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, " {}", self.message)?;
+        }
+        if let Some(total) = self.total.filter(|&total| total > 0) {
+            write!(f, " ({}%)", self.done.saturating_mul(100) / total)?;
+        }
+        Ok(())
+    }
+}
+
+pin_project! {
+    /// The stream of [`OperationContext::progress_stream`]: the items of the inner stream,
+    /// reporting progress every N of them, ending when the context's token is cancelled.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct ProgressStream<S> {
+        #[pin]
+        inner: TakeUntilCancelled<S>,
+        cx: OperationContext,
+        every: u64,
+        count: u64,
+        reported: u64,
+        total: Option<u64>,
+        message: Cow<'static, str>,
+    }
+}
+
+impl<S: Stream> ProgressStream<S> {
+    pub(crate) fn new(stream: S, cx: &OperationContext, every: u64) -> Self {
+        let total = match stream.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower as u64),
+            _ => None,
+        };
+        Self {
+            inner: stream.take_until_cancelled(cx.token()),
+            cx: cx.clone(),
+            every: every.max(1),
+            count: 0,
+            reported: 0,
+            total,
+            message: Cow::Borrowed("items"),
+        }
+    }
+
+    /// Uses `message` instead of `"items"` in the reports.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// use futures_lite::{StreamExt, future, stream};
+    ///
+    /// let last = future::block_on(Operation::new("s").run(|cx| async move {
+    ///     let mut s = cx.progress_stream(stream::iter(0..4), 2).with_message("lines");
+    ///     while s.next().await.is_some() {}
+    ///     Ok(cx.snapshot().progress.unwrap().message)
+    /// }));
+    /// assert_eq!(last.unwrap(), "lines");
+    /// ```
+    pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// How many items the stream has yielded so far.
+    ///
+    /// ```
+    /// use cancelable::Operation;
+    /// use futures_lite::{StreamExt, future, stream};
+    ///
+    /// future::block_on(Operation::new("s").run(|cx| async move {
+    ///     let mut s = cx.progress_stream(stream::iter(0..3), 10);
+    ///     s.next().await;
+    ///     assert_eq!(s.seen(), 1);
+    ///     Ok(())
+    /// }))
+    /// .unwrap();
+    /// ```
+    pub fn seen(&self) -> u64 {
+        self.count
+    }
+}
+
+impl<S: Stream> Stream for ProgressStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        let item = match this.inner.poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        let report = match item {
+            Some(_) => {
+                *this.count += 1;
+                *this.count % *this.every == 0
+            }
+            // The last report says how far the stream got, whether it ran out or was cancelled.
+            None => *this.count != *this.reported,
+        };
+        if report {
+            *this.reported = *this.count;
+            this.cx
+                .report_progress(*this.count, *this.total, this.message.clone());
+        }
+        Poll::Ready(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<S: Stream> FusedStream for ProgressStream<S> {
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
+    }
+}
+
+impl<S> fmt::Debug for ProgressStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgressStream")
+            .field("operation", self.cx.id())
+            .field("count", &self.count)
+            .field("every", &self.every)
+            .finish()
+    }
+}
