@@ -63,7 +63,7 @@ pub fn deadline(deadline: Instant) -> Source<impl Future<Output = ()> + Send + '
     let left = deadline.saturating_duration_since(Instant::now());
     Source {
         future: sleep(left),
-        reason: crate::timeout_reason(left),
+        reason: crate::deadline_reason(left),
     }
 }
 

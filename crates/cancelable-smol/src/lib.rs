@@ -75,11 +75,11 @@ pub mod sources;
 /// });
 /// ```
 pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output, Cancelled> {
-    race_timer(fut, Timer::after(duration), duration).await
+    race_timer(fut, Timer::after(duration), || timeout_reason(duration)).await
 }
 
 /// Runs `fut` until `deadline`: `Err(Cancelled)` with a `Timeout` reason if it has not
-/// finished by then (the message gives the time that was left when `timeout_at` was called).
+/// finished by then (`"deadline reached 250ms after it was set"`).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -92,25 +92,33 @@ pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output,
 /// ```
 pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Cancelled> {
     let left = deadline.saturating_duration_since(Instant::now());
-    race_timer(fut, Timer::at(deadline), left).await
+    race_timer(fut, Timer::at(deadline), || deadline_reason(left)).await
 }
 
+/// Polls `fut`, then the timer; the reason is built only if the timer wins (no allocation on
+/// the fast path).
 async fn race_timer<F: Future>(
     fut: F,
     timer: Timer,
-    limit: Duration,
+    reason: impl FnOnce() -> CancelReason,
 ) -> Result<F::Output, Cancelled> {
     async { Ok(fut.await) }
         .or(async {
             timer.await;
-            Err(Cancelled::new(timeout_reason(limit)))
+            Err(Cancelled::new(reason()))
         })
         .await
 }
 
-/// The reason of every timeout of this crate: says how long the limit was.
+/// The reason of [`timeout`] and [`sources::timeout`]: says how long the limit was.
 fn timeout_reason(limit: Duration) -> CancelReason {
     CancelReason::timeout().with_message(format!("deadline of {limit:?} elapsed"))
+}
+
+/// The reason of [`timeout_at`] and [`sources::deadline`]: an `Instant` has no readable form,
+/// so it says how far away the deadline was when it was set.
+fn deadline_reason(left: Duration) -> CancelReason {
+    CancelReason::timeout().with_message(format!("deadline reached {left:?} after it was set"))
 }
 
 /// A task spawned by [`spawn`]: a future with the task's output, `Err(Cancelled)` when the token
@@ -268,7 +276,9 @@ impl fmt::Display for ShutdownReport {
 
 /// The reason of [`cancel_when`] and [`sources::condition`].
 fn condition_reason(interval: Duration) -> CancelReason {
-    CancelReason::condition().with_message(format!("condition met (checked every {interval:?})"))
+    CancelReason::condition().with_message(format!(
+        "predicate returned true (checked every {interval:?})"
+    ))
 }
 
 /// Resolves once `predicate`'s future yields `true`: checks at once, then every `interval`. A

@@ -65,7 +65,7 @@ pub fn deadline(deadline: Instant) -> Source<impl Future<Output = ()> + Send + '
         future: async move {
             Timer::at(deadline).await;
         },
-        reason: crate::timeout_reason(deadline.saturating_duration_since(Instant::now())),
+        reason: crate::deadline_reason(deadline.saturating_duration_since(Instant::now())),
     }
 }
 
