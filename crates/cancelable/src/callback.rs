@@ -7,12 +7,13 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use crate::reason::CancelReason;
-use crate::tree::{CallbackHeader, CallbackVTable, NodeRef};
+use crate::tree::{CallbackHeader, CallbackVTable, NodeRef, Share, Unregistered};
 
 /// A registered [`on_cancel`](crate::CancellationToken::on_cancel) callback.
 ///
 /// Dropping it, or calling [`unregister`](CancelCallback::unregister), guarantees the callback
-/// will not start later; neither waits for a run already in progress on another thread. It owns
+/// will not start later, even when a cancelation on another thread (or an earlier callback of the
+/// same cancelation) is already under way; neither waits for a run already in progress. It owns
 /// no lifetime and is `Send`, so it can be stored next to the work it guards.
 ///
 /// ```
@@ -50,9 +51,11 @@ unsafe impl Send for CancelCallback {}
 unsafe impl Sync for CancelCallback {}
 
 impl CancelCallback {
-    /// Removes the callback. `true` if it was removed before it ran; `false` if it has run, is
-    /// running, or was never registered because the token was already cancelled (then it ran
-    /// inside `on_cancel`).
+    /// Removes the callback. `true` exactly when the callback will never run: it was removed
+    /// before it started, even if a cancelation had already taken it out of the token to run it.
+    /// `false` if it has run, is running (on another thread, or it is the callback calling this),
+    /// or was never registered because the token was already cancelled (then it ran inside
+    /// `on_cancel`). It never blocks.
     ///
     /// ```
     /// use cancelable::CancellationToken;
@@ -70,18 +73,24 @@ impl CancelCallback {
         let Some(Registration { node, header }) = self.registration.take() else {
             return false;
         };
-        // SAFETY: `header` was registered on `node` by `register`.
-        let removed = unsafe { node.unregister(header) };
-        // SAFETY: removing it gave us the list's share and the closure; the handle's share is
-        // ours in any case.
-        unsafe {
-            if removed {
-                CallbackHeader::drop_closure(header);
-                CallbackHeader::release(header);
+        // The handle's share, and the list's if the entry is ours, go even if dropping the
+        // closure panics.
+        let _handle_share = Share(header);
+        // SAFETY: `header` was registered on `node` by `register`; this handle owns a share.
+        match unsafe { node.unregister(header) } {
+            Unregistered::FromList => {
+                let _list_share = Share(header);
+                // SAFETY: unlinking it gave us the closure.
+                unsafe { CallbackHeader::drop_closure(header) };
+                true
             }
-            CallbackHeader::release(header);
+            Unregistered::FromWalk => {
+                // SAFETY: claiming it from the walk gave us the closure; the walk keeps its share.
+                unsafe { CallbackHeader::drop_closure(header) };
+                true
+            }
+            Unregistered::Started => false,
         }
-        removed
     }
 }
 

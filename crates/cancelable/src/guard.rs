@@ -140,7 +140,10 @@ impl fmt::Debug for DropGuardRef<'_> {
 /// Cancels its token only if dropped while the thread is panicking: a worker that dies takes its
 /// subtree down with it, a worker that returns normally does not.
 ///
-/// The reason is `Manual` with the message `"thread panicked"`.
+/// The reason is `Manual` with the message `"thread panicked"`. The cancelation runs while the
+/// thread unwinds, so a callback or waker that panics during it cannot be resumed (that would
+/// abort the process): it is reported by the panic hook, the rest of the tree is still
+/// cancelled, and the thread's own panic goes on.
 ///
 /// ```
 /// use cancelable::CancellationToken;

@@ -47,8 +47,10 @@
 //! # Guarantees
 //!
 //! 1. Cancelation reaches every live descendant and never goes up. When any `cancel*` call
-//!    returns, even one that lost a race, every descendant reports `is_cancelled()`, and their
-//!    callbacks have run (or are running on the thread whose cancelation reached them first).
+//!    returns, even one that lost a race, every descendant reports `is_cancelled()`. Each of
+//!    their callbacks has run, is running, or was taken by the `cancel` call on another thread
+//!    that got there first, which runs it before it returns (that call never waits for the
+//!    other, so a losing call can return before such a callback starts).
 //! 2. Descendants carry the reason of the ancestor whose cancelation reached them; the first
 //!    reason wins.
 //! 3. A token observed cancelled has its reason, and its ancestors on the cancelling path are
@@ -57,15 +59,23 @@
 //! 5. No lost wake-ups: a `cancelled()` future resolves whenever it is created or polled.
 //! 6. Dropping a token's last handle unlinks it in O(1) and never cancels it.
 //! 7. Nothing recurses: chains of a million tokens are created, cancelled and dropped safely.
-//! 8. With `std`, a panicking callback does not stop the others; its panic resumes afterwards.
-//! 9. No lock is held while callbacks run or wakers are woken; `is_cancelled`, `reason`,
-//!    `clone` and dropping a handle that is not the last take no lock.
+//! 8. With `std`, a panicking callback or waker does not stop the others; the first panic
+//!    resumes afterwards, unless the cancelling thread is already unwinding (a guard cancelling
+//!    from a destructor), where it is reported by the panic hook and dropped instead of aborting
+//!    the process. Without `std` the panic unwinds at once and the tree stays consistent: the
+//!    next `cancel` that reaches the unfinished part finishes it, and a callback left unrun can
+//!    still be unregistered.
+//! 9. No lock is held while user code runs: callbacks, and a waker's `clone`, `wake` and `drop`.
+//!    `is_cancelled`, `reason`, `clone` and dropping a handle that is not the last take no lock.
+//! 10. Dropping a [`CancelCallback`] or calling [`unregister`](CancelCallback::unregister)
+//!     prevents any later run, also while a cancelation is running callbacks ahead of it:
+//!     `unregister() == true` exactly when the callback never runs.
 //!
 //! # Features
 //!
 //! | feature            | default | what it does                                                   |
 //! |--------------------|---------|----------------------------------------------------------------|
-//! | `std`              | yes     | [`wait_blocking`](CancellationToken::wait_blocking), [`wait_blocking_timeout`](CancellationToken::wait_blocking_timeout), [`PanicGuard`], panic isolation of callbacks, `parking_lot` locks that park instead of spinning. Without it the crate is `no_std` + `alloc`: node locks spin (they guard a few pointer writes) and a panicking callback unwinds out of `cancel` at once. |
+//! | `std`              | yes     | [`wait_blocking`](CancellationToken::wait_blocking), [`wait_blocking_timeout`](CancellationToken::wait_blocking_timeout), [`PanicGuard`], panic isolation of callbacks, `parking_lot` locks that park instead of spinning. Without it the crate is `no_std` + `alloc`: node locks spin (they guard a few pointer writes), and a panicking callback or waker unwinds out of `cancel` at once (guarantee 8 says what holds then). |
 //! | `critical-section` | no      | Hold node locks inside a [`critical-section`](https://docs.rs/critical-section). Enable it on targets where an interrupt handler may touch tokens: a spin lock taken by the interrupted code would otherwise never be released. You must provide a critical-section implementation. |
 //! | `portable-atomic`  | no      | Take atomics (and `Arc`) from `portable-atomic`, for targets without native compare-and-swap such as `thumbv6m`. Combine with `critical-section` there. |
 //! | `serde`            | no      | `Serialize`/`Deserialize` for [`CancelKind`] (snake case) and [`CancelReason`] (`{"kind", "message"}`), [`OperationSnapshot`] (status and reason as snake-case strings), [`Progress`] and [`RegistryStats`]. |

@@ -387,9 +387,15 @@ impl From<Cancelled> for CancelReason {
 /// zero, so "state has a reason" is "the node is cancelled".
 ///
 /// * kind only: `(kind + 1) << 3 | KIND_TAG`, no allocation (the common `cancel()` case);
-/// * with a message: a pointer from `Arc::<CancelReason>::into_raw` (8-aligned, so bits 0–2 are
-///   zero); the word owns one strong count.
+/// * with a message: a pointer from `Arc::<Aligned>::into_raw`; [`Aligned`] makes it 8-aligned on
+///   every pointer width, so bits 0–2 are zero; the word owns one strong count.
 pub(crate) struct PackedReason(usize);
+
+/// A reason with a message, as the heap block a packed reason points to. Heap blocks are only
+/// 4-aligned on 32-bit targets, where bit 2 of an `Arc<CancelReason>` pointer could be set and
+/// read back as `KIND_TAG`; the alignment keeps it free on every target.
+#[repr(align(8))]
+struct Aligned(CancelReason);
 
 const KIND_TAG: usize = 0b100;
 /// Bits of a state word that belong to the packed reason.
@@ -402,7 +408,7 @@ impl PackedReason {
         }
         // The word travels through an atomic integer shared with the node's flags, so the
         // pointer's provenance is exposed here and picked up again in `read` and `drop`.
-        let ptr = Arc::into_raw(Arc::new(reason)).expose_provenance();
+        let ptr = Arc::into_raw(Arc::new(Aligned(reason))).expose_provenance();
         debug_assert_eq!(ptr & !REASON_MASK, 0);
         debug_assert_eq!(ptr & KIND_TAG, 0);
         Self(ptr)
@@ -430,7 +436,7 @@ impl PackedReason {
             return CancelReason::new(CancelKind::ALL[(bits >> 3) - 1]);
         }
         // SAFETY: the owner keeps one strong count, so the `Arc`'s value is alive.
-        unsafe { (*as_arc(bits)).clone() }
+        unsafe { (*as_arc(bits)).0.clone() }
     }
 
     /// Another owner of packed `bits` owned by someone else (a node), for storing elsewhere.
@@ -464,6 +470,6 @@ impl Drop for PackedReason {
 }
 
 /// The `Arc` pointer of packed bits without `KIND_TAG`, with the provenance exposed in `new`.
-fn as_arc(bits: usize) -> *const CancelReason {
+fn as_arc(bits: usize) -> *const Aligned {
     core::ptr::with_exposed_provenance(bits)
 }

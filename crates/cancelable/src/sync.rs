@@ -22,6 +22,13 @@ pub(crate) use portable_atomic::{AtomicUsize, Ordering, fence};
 #[cfg(all(not(loom), not(feature = "portable-atomic")))]
 pub(crate) use core::sync::atomic::{AtomicUsize, Ordering, fence};
 
+#[cfg(not(loom))]
+pub(crate) use AtomicUsize as StaticAtomicUsize;
+/// For `static`s (a process-wide counter): loom's atomics cannot be built in a `const`, and such
+/// a counter is no race of the tree, so under loom it stays a plain atomic.
+#[cfg(loom)]
+pub(crate) use core::sync::atomic::AtomicUsize as StaticAtomicUsize;
+
 #[cfg(feature = "portable-atomic")]
 pub(crate) use portable_atomic_util::Arc;
 
@@ -234,12 +241,59 @@ pub(crate) fn catch<F: FnOnce()>(f: F) -> Option<core::convert::Infallible> {
 }
 
 /// Resumes a panic caught by [`catch`].
+/// Resumes a panic caught during a cancel walk, once the walk is finished, unless this thread
+/// is unwinding already (a `PanicGuard` or `DropGuard` cancelling from a destructor): a second
+/// panic there would abort the process. The panic was reported by the panic hook when it
+/// happened; its payload is dropped.
 #[cfg(feature = "std")]
-pub(crate) fn resume(payload: std::boxed::Box<dyn core::any::Any + Send>) -> ! {
-    std::panic::resume_unwind(payload)
+pub(crate) fn resume(payload: std::boxed::Box<dyn core::any::Any + Send>) {
+    if std::thread::panicking() {
+        discard(payload);
+    } else {
+        std::panic::resume_unwind(payload)
+    }
 }
 
 #[cfg(not(feature = "std"))]
-pub(crate) fn resume(payload: core::convert::Infallible) -> ! {
+pub(crate) fn resume(payload: core::convert::Infallible) {
     match payload {}
+}
+
+/// Drops a panic payload that will not be resumed. A payload whose own `Drop` panics must not
+/// escape the walk either; the payload of that second panic is leaked rather than dropped.
+#[cfg(feature = "std")]
+pub(crate) fn discard(payload: std::boxed::Box<dyn core::any::Any + Send>) {
+    if let Err(inner) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+        core::mem::forget(inner);
+    }
+}
+
+#[cfg(not(feature = "std"))]
+pub(crate) fn discard(payload: core::convert::Infallible) {
+    match payload {}
+}
+
+/// Ends the process at once, like `Arc` on reference-count overflow: for states that a panic
+/// would unwind through half-done. Without `std` there is no `abort` in `core`, so a panic is
+/// raised while another unwinds, which every panic runtime turns into an abort (and a
+/// `panic = "abort"` build aborts at the first one).
+#[cold]
+#[inline(never)]
+pub(crate) fn abort(why: &str) -> ! {
+    #[cfg(feature = "std")]
+    {
+        std::eprintln!("cancelable: {why}; aborting");
+        std::process::abort()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        struct Bomb<'a>(&'a str);
+        impl Drop for Bomb<'_> {
+            fn drop(&mut self) {
+                panic!("cancelable: {}; aborting", self.0);
+            }
+        }
+        let _bomb = Bomb(why);
+        panic!("cancelable: {why}");
+    }
 }

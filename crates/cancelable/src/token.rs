@@ -112,9 +112,17 @@ impl CancellationToken {
     /// Cancels this token and every live descendant with [`CancelReason::manual()`].
     ///
     /// When it returns, every live descendant reports `is_cancelled()`, even where a concurrent
-    /// `cancel` on another thread got to part of the tree first (this call helps it finish),
-    /// and every `on_cancel` callback of the tree has run, or is running on the thread that
-    /// cancelled its token. A panic in a callback is resumed here after everything else is done.
+    /// `cancel` on another thread got to part of the tree first (this call helps it finish,
+    /// never waits for it). Each `on_cancel` callback of the subtree has run, is running, or was
+    /// taken by that other thread's `cancel`, which runs it (unless it is unregistered first)
+    /// before that call returns; likewise each waiting task has been woken, or will be by the
+    /// call that took it. A call that wins the whole subtree returns only after all of its
+    /// callbacks ran and all of its waiters were woken.
+    ///
+    /// With `std`, a panic in a callback or waker is resumed here after everything else is done
+    /// (or, if this thread is already unwinding, e.g. in a [`PanicGuard`](crate::PanicGuard),
+    /// dropped after being reported by the panic hook). Without `std` it unwinds at once; the
+    /// tree stays consistent, and the next `cancel` that reaches the unfinished part finishes it.
     ///
     /// ```
     /// let token = cancelable::CancellationToken::new();
@@ -261,8 +269,9 @@ impl CancellationToken {
     /// `f` runs before `on_cancel` returns.
     ///
     /// Registration and removal are O(1). Dropping the returned [`CancelCallback`] (or calling
-    /// [`CancelCallback::unregister`]) prevents a later run and never blocks. Keep callbacks
-    /// short: they run inside `cancel`.
+    /// [`CancelCallback::unregister`]) prevents a later run, even while a `cancel` is already
+    /// running other callbacks ahead of it, and never blocks. Keep callbacks short: they run
+    /// inside `cancel`.
     ///
     /// ```
     /// use std::sync::mpsc;

@@ -45,8 +45,9 @@
 //!    visit. A child whose count is already zero is dying and, by 4, has nothing to visit.
 //! 7. A waiter is an entry like any other, committed by 3: either the walker finds it and wakes it,
 //!    or the waiter sees the cancelation itself. No lost wake-up.
-//! 8. No lock is held while callbacks run, wakers are woken or dropped (a waker's drop may free a
-//!    task whose futures lock this very node).
+//! 8. No lock is held while user code runs: callbacks, and a waker's `clone`, `wake` and `drop`
+//!    (a waker's drop may free a task whose futures lock this very node; its clone may create a
+//!    child of it).
 //! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and dropping the
 //!    last reference of a chain of nodes loops up the chain.
 //! 10. `DONE` is set on a node only when every descendant is cancelled: in the cancelling CAS of a
@@ -54,7 +55,12 @@
 //!     first). A walk that meets a cancelled node without `DONE` enters it too (*helps*),
 //!     propagating that node's own reason, so a `cancel` never returns while part of the subtree
 //!     below it is still live, even if another thread's walk got there first. Callbacks and
-//!     waiters of a node belong to the walk that cancelled it.
+//!     waiters of a node are taken by whichever walk enters it first; a walk cut short by a
+//!     panic (without `std`) leaves what it did not take, and the nodes it did not finish
+//!     (not `DONE`), to the next cancel that reaches them.
+//! 11. A callback entry runs only if its walk wins `TAKEN -> RUNNING` on its `claim`, and its
+//!     closure is dropped unrun only by the handle that won `LISTED`/`TAKEN -> REMOVED`: exactly
+//!     one of the two, so `unregister() == true` means the callback never runs.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -265,6 +271,9 @@ impl Node {
             if cur == 0 {
                 return false;
             }
+            if cur > MAX_REFS {
+                crate::sync::abort("too many handles to one cancellation token");
+            }
             match self.refs.compare_exchange_weak(
                 cur,
                 cur + 1,
@@ -278,11 +287,13 @@ impl Node {
     }
 
     /// Takes a reference; the caller already holds one.
+    ///
+    /// Past `MAX_REFS` the process aborts, as `Arc` does: a panic here would unwind through
+    /// callers that have half-linked an entry (a child, a waiter) and count on this reference.
     fn acquire(&self) {
         let old = self.refs.fetch_add(1, Ordering::Relaxed);
         if old > MAX_REFS {
-            self.refs.fetch_sub(1, Ordering::Relaxed);
-            panic!("too many handles to one cancellation token");
+            crate::sync::abort("too many handles to one cancellation token");
         }
     }
 
@@ -478,7 +489,7 @@ impl NodeRef {
         };
         if flags & HAS_ENTRIES != 0 {
             let mut walk = Walk::new(&reason);
-            walk.run(self.ptr, true);
+            walk.run(self.ptr);
             walk.finish();
         }
         true
@@ -502,26 +513,36 @@ impl NodeRef {
         .map_err(|bits| unsafe { PackedReason::read(bits) })
     }
 
-    /// Removes a callback entry from the list; `false` if a walker took it first.
+    /// Makes sure a callback entry never runs, if it has not started: removes it from the list,
+    /// or, if a walk took it out already, claims it before the walk runs it.
     ///
     /// # Safety
-    /// `header` was registered on this node with [`NodeRef::register_callback`].
-    pub(crate) unsafe fn unregister(&self, header: NonNull<CallbackHeader>) -> bool {
-        let node = self.node();
-        let _guard = node.lock.lock();
-        // SAFETY: `unlinked` and the list are guarded by the lock we hold.
-        unsafe {
-            let header = header.as_ref();
-            if header.unlinked.get() {
-                return false;
+    /// `header` was registered on this node with [`NodeRef::register_callback`], and the caller
+    /// owns the handle's share of it.
+    pub(crate) unsafe fn unregister(&self, header: NonNull<CallbackHeader>) -> Unregistered {
+        // SAFETY: the caller's share keeps the entry alive.
+        let claim = unsafe { &header.as_ref().claim };
+        // `LISTED` only changes under the lock, and never comes back: any other value read
+        // here is final enough to act on without the lock.
+        if claim.load(Ordering::Acquire) == LISTED {
+            let node = self.node();
+            let _guard = node.lock.lock();
+            if claim.load(Ordering::Relaxed) == LISTED {
+                claim.store(REMOVED, Ordering::Relaxed);
+                // SAFETY: the lock is held and the entry is in the list (`LISTED`).
+                unsafe {
+                    unlink(
+                        &node.signals,
+                        LinkPtr::new(header.as_ptr().cast(), KIND_CALLBACK),
+                    )
+                };
+                return Unregistered::FromList;
             }
-            header.unlinked.set(true);
-            unlink(
-                &node.signals,
-                LinkPtr::new(ptr::from_ref(header).cast(), KIND_CALLBACK),
-            );
         }
-        true
+        match claim.compare_exchange(TAKEN, REMOVED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Unregistered::FromWalk,
+            Err(_) => Unregistered::Started,
+        }
     }
 }
 
@@ -642,7 +663,7 @@ fn help(node: NonNull<Node>, state: usize) {
     // SAFETY: the caller's handle keeps the node, which owns these bits, alive.
     let reason = unsafe { PackedReason::from_bits(PackedReason::clone_bits(state & REASON_MASK)) };
     let mut walk = Walk::new(&reason);
-    walk.run(node, false);
+    walk.run(node);
     walk.finish();
 }
 
@@ -663,9 +684,8 @@ struct Frame {
 }
 
 enum Step {
-    /// Cancel the node's children; `won`: this walk cancelled the node, so its callbacks and
-    /// waiters are this walk's to take.
-    Enter { won: bool },
+    /// Cancel the node's children, take its callbacks and wake its waiters.
+    Enter,
     /// The node's subtree is finished: mark it done.
     Leave,
 }
@@ -686,23 +706,23 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Walks the subtree of `start` (cancelled already, by this walk if `won`), depth first,
-    /// marking each node done once everything below it is cancelled. This is where cancelation
-    /// reaches a grandchild: a child with entries of its own is entered in turn.
-    fn run(&mut self, start: NonNull<Node>, won: bool) {
+    /// Walks the subtree of `start` (cancelled already), depth first, marking each node done
+    /// once everything below it is cancelled. This is where cancelation reaches a grandchild: a
+    /// child with entries of its own is entered in turn.
+    fn run(&mut self, start: NonNull<Node>) {
         // SAFETY: the caller keeps `start` alive.
         let start = unsafe { start.as_ref() };
-        self.visit(start, won);
+        self.visit(start);
         while let Some(frame) = self.stack.pop() {
             // SAFETY: every frame holds a reference (invariant 6) until it is left.
             let node = unsafe { frame.node.as_ref() };
             match frame.step {
-                Step::Enter { won } => {
+                Step::Enter => {
                     self.stack.push(Frame {
                         step: Step::Leave,
                         ..frame
                     });
-                    self.visit(node, won);
+                    self.visit(node);
                 }
                 Step::Leave => {
                     node.state.fetch_or(DONE, Ordering::Release);
@@ -715,12 +735,14 @@ impl<'a> Walk<'a> {
     }
 
     /// Enters a cancelled node: cancels its children and linked nodes with the node's own
-    /// reason, and if this walk `won` the node, wakes its waiters and takes its callbacks.
+    /// reason, wakes its waiters and takes its callbacks. Whichever walk enters a cancelled node
+    /// first takes its signals, so a walk cut short by a panic (without `std`) leaves them to the
+    /// next cancel that reaches the node (invariant 10).
     ///
     /// The node's reason is the walk's, except where the walk helps finish a subtree that
     /// another cancelation reached first: there the descendants get that cancelation's reason
-    /// (invariant 10), and the callbacks of nodes won there run at once, with it.
-    fn visit(&mut self, node: &Node, won: bool) {
+    /// (invariant 10), and the callbacks taken there run at once, with it.
+    fn visit(&mut self, node: &Node) {
         let bits = node.state.load(Ordering::Acquire) & REASON_MASK;
         let foreign;
         let reason = if bits == self.reason.bits() {
@@ -735,7 +757,7 @@ impl<'a> Walk<'a> {
         // (invariant 5).
         unsafe {
             self.cancel_children(node, reason);
-            if !won || node.signals.get().is_null() {
+            if node.signals.get().is_null() {
                 return;
             }
         }
@@ -780,16 +802,16 @@ impl<'a> Walk<'a> {
                     (*cur.link().cast::<Uplink>()).child.as_ptr()
                 };
                 let child = NonNull::new_unchecked(child);
-                let (enter, won) = match child.as_ref().set_reason(reason) {
+                let enter = match child.as_ref().set_reason(reason) {
                     // A leaf is done with the CAS; a node with entries is entered.
-                    Ok(flags) => (flags & HAS_ENTRIES != 0, true),
+                    Ok(flags) => flags & HAS_ENTRIES != 0,
                     // Cancelled by someone else: help unless its subtree is done already.
-                    Err(state) => (state & DONE == 0, false),
+                    Err(state) => state & DONE == 0,
                 };
                 if enter && child.as_ref().try_acquire() {
                     self.stack.push(Frame {
                         node: child,
-                        step: Step::Enter { won },
+                        step: Step::Enter,
                     });
                 }
                 cur = (*cur.link()).next.get();
@@ -797,7 +819,8 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Runs the callbacks taken by the walk, in order, and resumes the first panic.
+    /// Runs the callbacks taken by the walk, in order, and resumes the first panic (unless the
+    /// thread is unwinding already: see [`crate::sync::resume`]).
     fn finish(mut self) {
         if !self.callbacks.is_empty() {
             // SAFETY: `self.reason` is alive for the whole walk.
@@ -810,15 +833,26 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// Only reached with frames left when a panic unwinds out of the walk (without `std`): the
+/// nodes they stand for are cancelled but not `DONE`, so the next cancel that reaches them
+/// finishes their subtrees; the references the frames hold are let go here.
+impl Drop for Walk<'_> {
+    fn drop(&mut self) {
+        while let Some(frame) = self.stack.pop() {
+            // SAFETY: each frame holds one reference (invariant 6).
+            unsafe { release(frame.node) };
+        }
+    }
+}
+
 /// Runs the callbacks of `chain` in order with `reason`; remembers the first panic and runs the
 /// rest anyway.
 fn run_callbacks(chain: &mut Chain, reason: &CancelReason, panic: &mut Option<Payload>) {
     while let Some(header) = chain.pop_front() {
-        // SAFETY: the walk took the entry out of its list, so it owns the list's share of it,
-        // and the closure has not run (only the remover of an entry runs or drops it).
+        // SAFETY: the walk took the entry out of its list, so it owns the list's share of it.
         if let Some(payload) = crate::sync::catch(|| unsafe { CallbackHeader::run(header, reason) })
         {
-            panic.get_or_insert(payload);
+            keep_first(panic, payload);
         }
     }
 }
@@ -832,7 +866,7 @@ const WAKE_BATCH: usize = 32;
 /// whether signals are left.
 ///
 /// The taken entries are cut off the list in one piece (the head and one `prev` are written once
-/// per batch); their own links are left as they are, since `unlinked`/`linked` tell their owners
+/// per batch); their own links are left as they are, since `claim`/`linked` tell their owners
 /// they are out.
 ///
 /// # Safety
@@ -854,7 +888,8 @@ unsafe fn take_signals(
             let next = (*cur.link()).next.get();
             if cur.kind() == KIND_CALLBACK {
                 let header = cur.link().cast::<CallbackHeader>().cast_mut();
-                (*header).unlinked.set(true);
+                // Under the lock: `unregister` reads `LISTED` under it before unlinking.
+                (*header).claim.store(TAKEN, Ordering::Relaxed);
                 taken.push_front(NonNull::new_unchecked(header));
             } else {
                 if filled == WAKE_BATCH {
@@ -877,6 +912,7 @@ unsafe fn take_signals(
 }
 
 /// Wakes and empties `wakers`; remembers the first panic of a waker and wakes the rest anyway.
+#[cfg(feature = "std")]
 fn wake(wakers: &mut [Option<Waker>], panic: &mut Option<Payload>) {
     let mut next = 0;
     while next < wakers.len() {
@@ -888,13 +924,47 @@ fn wake(wakers: &mut [Option<Waker>], panic: &mut Option<Payload>) {
                 }
             }
         }) {
-            panic.get_or_insert(payload);
+            keep_first(panic, payload);
         }
     }
 }
 
+/// Wakes and empties `wakers`. Without `std` a panicking waker unwinds out of the walk, but the
+/// rest of its batch, already out of the list, is still woken on the way: those tasks would
+/// otherwise never learn of the cancelation. (Another panic among them aborts, as any panic
+/// during unwinding does.)
+#[cfg(not(feature = "std"))]
+fn wake(wakers: &mut [Option<Waker>], _panic: &mut Option<Payload>) {
+    struct Rest<'a>(core::slice::IterMut<'a, Option<Waker>>);
+    impl Drop for Rest<'_> {
+        fn drop(&mut self) {
+            for waker in self.0.by_ref().filter_map(Option::take) {
+                waker.wake();
+            }
+        }
+    }
+    let mut rest = Rest(wakers.iter_mut());
+    while let Some(slot) = rest.0.next() {
+        if let Some(waker) = slot.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Remembers `payload` unless an earlier panic is remembered already; a later payload is
+/// dropped so that its own `Drop` cannot escape either.
+#[cfg_attr(not(feature = "std"), allow(clippy::needless_pass_by_ref_mut))]
+fn keep_first(panic: &mut Option<Payload>, payload: Payload) {
+    match panic {
+        None => *panic = Some(payload),
+        Some(_) => crate::sync::discard(payload),
+    }
+}
+
 /// A singly linked chain of callback entries taken out of their lists, through their now unused
-/// `next` links.
+/// `next` links. The chain owns the walk's share of each entry: one that is dropped before
+/// running them all (a panic unwinding out of the walk without `std`) lets those shares go
+/// without running them, and their handles can still unregister them (`TAKEN`).
 struct Chain {
     head: *mut CallbackHeader,
     tail: *mut CallbackHeader,
@@ -929,12 +999,12 @@ impl Chain {
         self.head = header.as_ptr();
     }
 
-    fn append(&mut self, other: Chain) {
+    fn append(&mut self, mut other: Chain) {
         if other.is_empty() {
             return;
         }
         if self.is_empty() {
-            *self = other;
+            core::mem::swap(self, &mut other);
             return;
         }
         // SAFETY: `tail` is an entry of this chain, owned by the walk.
@@ -945,8 +1015,11 @@ impl Chain {
                 .set(LinkPtr::new(other.head.cast(), KIND_CALLBACK))
         };
         self.tail = other.tail;
+        other.head = ptr::null_mut();
+        other.tail = ptr::null_mut();
     }
 
+    /// The entry at the front, which leaves the chain (the caller takes over the walk's share).
     fn pop_front(&mut self) -> Option<NonNull<CallbackHeader>> {
         let header = NonNull::new(self.head)?;
         // SAFETY: entries of the chain belong to the walk; `next` was set by `push_front`.
@@ -967,18 +1040,53 @@ impl Chain {
     }
 }
 
+impl Drop for Chain {
+    fn drop(&mut self) {
+        while let Some(header) = self.pop_front() {
+            drop(Share(header));
+        }
+    }
+}
+
 /// The type-erased head of an `on_cancel` registration (`callback.rs` owns the typed entry).
 ///
 /// It has two owners, the list (then the walk that takes it) and the `CancelCallback` handle;
-/// the last of them to let go frees it. Whoever removes it from the list, under the lock, runs
-/// or drops the closure.
+/// the last of them to let go frees it. Who runs or drops the closure is decided by `claim`:
+///
+/// ```text
+/// LISTED --walk, under the lock--> TAKEN --walk, CAS--> RUNNING        (the closure runs)
+///    |                               |
+///    +--unregister, under the lock---+--unregister, CAS--> REMOVED     (the closure is dropped)
+/// ```
+///
+/// So `unregister` returns `true` exactly when the closure never runs, and never waits: a walk
+/// that took the entry out but has not started it loses the entry to `unregister`.
 #[repr(C)]
 pub(crate) struct CallbackHeader {
     link: Link,
-    /// Set, under the node's lock, when the entry leaves the list.
-    unlinked: LockedCell<bool>,
+    claim: AtomicUsize,
     owners: AtomicUsize,
     vtable: &'static CallbackVTable,
+}
+
+/// In the node's list.
+const LISTED: usize = 0;
+/// Taken out of the list by a walk that has not started it yet.
+const TAKEN: usize = 1;
+/// Started by the walk.
+const RUNNING: usize = 2;
+/// Removed by its handle before it started: it never runs.
+const REMOVED: usize = 3;
+
+/// What [`NodeRef::unregister`] did.
+pub(crate) enum Unregistered {
+    /// Unlinked from the list: the caller owns the closure and the list's share.
+    FromList,
+    /// Claimed from a walk that took it out: the caller owns the closure; the walk lets go of
+    /// its share when it gets there.
+    FromWalk,
+    /// It has run or is running.
+    Started,
 }
 
 /// What the tree needs to know of a typed callback entry.
@@ -995,34 +1103,35 @@ impl CallbackHeader {
     pub(crate) fn new(vtable: &'static CallbackVTable) -> Self {
         CallbackHeader {
             link: Link::new(),
-            unlinked: LockedCell::new(false),
+            claim: AtomicUsize::new(LISTED),
             owners: AtomicUsize::new(2),
             vtable,
         }
     }
 
-    /// Runs the closure of an entry taken by a walk, then drops the walk's share.
+    /// Runs the closure of an entry taken by a walk unless its handle claimed it first, then
+    /// drops the walk's share.
     ///
     /// # Safety
-    /// The caller removed the entry from its list (so it owns the list's share and the closure).
+    /// The caller took the entry out of its list (so it owns the list's share).
     unsafe fn run(header: NonNull<CallbackHeader>, reason: &CancelReason) {
         // Let the share go even if the closure panics.
-        struct Share(NonNull<CallbackHeader>);
-        impl Drop for Share {
-            fn drop(&mut self) {
-                // SAFETY: this guard holds the walk's share.
-                unsafe { CallbackHeader::release(self.0) }
-            }
-        }
         let share = Share(header);
-        // SAFETY: forwarded to the caller.
-        unsafe { (header.as_ref().vtable.call)(share.0, reason) };
+        // SAFETY: the share keeps the entry alive.
+        let claim = unsafe { &header.as_ref().claim };
+        if claim
+            .compare_exchange(TAKEN, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: winning `TAKEN -> RUNNING` hands the closure to this walk, once.
+            unsafe { (header.as_ref().vtable.call)(share.0, reason) };
+        }
     }
 
     /// Drops the closure of an entry that was removed from its list without running.
     ///
     /// # Safety
-    /// The caller removed the entry with [`NodeRef::unregister`].
+    /// [`NodeRef::unregister`] gave the closure to the caller (`FromList` or `FromWalk`).
     pub(crate) unsafe fn drop_closure(header: NonNull<CallbackHeader>) {
         // SAFETY: forwarded to the caller.
         unsafe { (header.as_ref().vtable.drop_closure)(header) }
@@ -1040,6 +1149,16 @@ impl CallbackHeader {
             // SAFETY: no share is left: nobody else can reach the entry.
             unsafe { (header.as_ref().vtable.dealloc)(header) }
         }
+    }
+}
+
+/// One share of a callback entry, let go when dropped (also while unwinding).
+pub(crate) struct Share(pub(crate) NonNull<CallbackHeader>);
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        // SAFETY: the guard owns the share it was made with.
+        unsafe { CallbackHeader::release(self.0) }
     }
 }
 
@@ -1091,29 +1210,47 @@ impl WaitEntry {
         let Some(registered) = &this.node else {
             return this.register(node, cx);
         };
-        let stale = {
-            let _guard = registered.node().lock.lock();
-            // SAFETY: the lock of the node the entry is registered on is held.
+        let target = registered.node();
+        let linked = {
+            let _guard = target.lock.lock();
+            // SAFETY: the lock of the node the entry is registered on is held. `will_wake` only
+            // compares the two wakers' data and vtable pointers: no user code runs.
             unsafe {
-                if !this.linked.get() {
-                    None
-                } else if this
-                    .waker
-                    .with(|w| w.as_ref().is_some_and(|w| w.will_wake(cx.waker())))
+                let linked = this.linked.get();
+                if linked
+                    && this
+                        .waker
+                        .with(|w| w.as_ref().is_some_and(|w| w.will_wake(cx.waker())))
                 {
                     return Poll::Pending;
-                } else {
-                    Some(this.waker.replace(Some(cx.waker().clone())))
                 }
+                linked
             }
         };
-        match stale {
-            // The old waker is dropped here, after the lock (invariant 8).
-            Some(_old) => Poll::Pending,
-            None => {
-                this.node = None;
-                Poll::Ready(())
-            }
+        let linked = linked && {
+            // Another waker: clone it with the lock released (invariant 8), then swap it in
+            // unless a walk took the entry meanwhile.
+            let fresh = cx.waker().clone();
+            let (unused, linked) = {
+                let _guard = target.lock.lock();
+                // SAFETY: as above.
+                unsafe {
+                    if this.linked.get() {
+                        (this.waker.replace(Some(fresh)), true)
+                    } else {
+                        (Some(fresh), false)
+                    }
+                }
+            };
+            // The old waker, or the unused new one, is dropped after the lock (invariant 8).
+            drop(unused);
+            linked
+        };
+        if linked {
+            Poll::Pending
+        } else {
+            this.node = None;
+            Poll::Ready(())
         }
     }
 
@@ -1181,11 +1318,13 @@ impl Drop for WaitEntry {
     }
 }
 
-#[cfg(all(test, feature = "std", not(loom), not(miri), unix))]
+#[cfg(all(test, not(loom), not(miri), unix))]
 mod tests {
     //! What cannot be reached through the public API: a reference count at its limit. The
     //! process must abort, as `Arc` does, so each case runs in a child process of this test
     //! binary and the parent checks how it died.
+
+    extern crate std;
 
     use super::*;
     use std::os::unix::process::ExitStatusExt;

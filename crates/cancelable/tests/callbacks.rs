@@ -323,3 +323,39 @@ fn panic_payload_that_panics_when_dropped_does_not_stop_later_callbacks() {
         drop(ran);
     }
 }
+
+#[test]
+fn losing_cancel_returns_at_once_while_the_winner_still_runs_the_callbacks_it_took() {
+    // What guarantee 1 promises a losing call: every descendant is cancelled, and callbacks the
+    // winner took run on the winner's thread before the winner returns; nobody waits.
+    let root = CancellationToken::new();
+    let child = root.child_token();
+    let grandchild = child.child_token();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let _slow = root.on_cancel(move |_| {
+        entered_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    let (ran, f) = flag();
+    let _queued = grandchild.on_cancel(f);
+    let winner = {
+        let root = root.clone();
+        thread::spawn(move || root.cancel())
+    };
+    entered_rx.recv().unwrap();
+    assert!(!child.cancel_with(CancelKind::Timeout));
+    assert_eq!(grandchild.reason().unwrap().kind(), CancelKind::Manual);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "queued behind the slow callback"
+    );
+    release_tx.send(()).unwrap();
+    winner.join().unwrap();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "run before the winning cancel returned"
+    );
+}

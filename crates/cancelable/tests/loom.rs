@@ -273,3 +273,72 @@ fn overlapping_cancels_both_return_with_the_whole_subtree_cancelled() {
         other.join().unwrap();
     });
 }
+
+/// Counts the runs of a callback and the drops of its closure's captured state.
+#[derive(Default)]
+struct Tally {
+    runs: AtomicUsize,
+    drops: AtomicUsize,
+}
+
+/// A callback closure that records in `tally` whether it ran and when its state is dropped.
+fn tallied(tally: &Arc<Tally>) -> impl FnOnce(&CancelReason) + Send + 'static {
+    struct Captured(Arc<Tally>);
+    impl Drop for Captured {
+        fn drop(&mut self) {
+            self.0.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let captured = Captured(tally.clone());
+    move |_| {
+        captured.0.runs.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn unregister_vs_a_walk_that_took_the_entry() {
+    // The walk takes the entry out under the lock and runs it later, with the lock released:
+    // `unregister` in that window must win the entry, or report that it started.
+    model(|| {
+        let token = CancellationToken::new();
+        let tally = Arc::new(Tally::default());
+        let callback = token.on_cancel(tallied(&tally));
+        let canceller = {
+            let token = token.clone();
+            thread::spawn(move || token.cancel())
+        };
+        let removed = callback.unregister();
+        canceller.join().unwrap();
+        let runs = tally.runs.load(Ordering::SeqCst);
+        assert_eq!(removed, runs == 0, "true exactly when it never ran");
+        assert!(runs <= 1);
+        assert_eq!(
+            tally.drops.load(Ordering::SeqCst),
+            1,
+            "the closure is dropped once"
+        );
+    });
+}
+
+#[test]
+fn dropping_a_callback_handle_vs_a_walk_of_the_parent() {
+    // The handle of a grandchild's callback is dropped while the root's cancelation walks down:
+    // the closure either runs or is dropped unrun, once, and its entry is freed either way.
+    model(|| {
+        let root = CancellationToken::new();
+        let grandchild = root.child_token().child_token();
+        let tally = Arc::new(Tally::default());
+        let callback = grandchild.on_cancel(tallied(&tally));
+        let dropper = thread::spawn(move || drop(callback));
+        root.cancel();
+        dropper.join().unwrap();
+        assert!(grandchild.is_cancelled());
+        assert!(tally.runs.load(Ordering::SeqCst) <= 1);
+        assert_eq!(tally.drops.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            Arc::strong_count(&tally),
+            1,
+            "no entry is left holding the closure"
+        );
+    });
+}

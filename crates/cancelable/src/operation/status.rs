@@ -128,8 +128,8 @@ impl OperationId {
 
 /// A generated id and the sequence number it came from (the registry lists in that order).
 pub(crate) fn generate() -> (OperationId, u64) {
-    use crate::sync::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    use crate::sync::{Ordering, StaticAtomicUsize};
+    static NEXT: StaticAtomicUsize = StaticAtomicUsize::new(0);
     let seq = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
     // splitmix64's finaliser is a bijection of u64, so distinct counters give distinct ids;
     // the per-process seed only makes ids differ between runs.
