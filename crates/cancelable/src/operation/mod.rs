@@ -221,7 +221,8 @@ impl Operation {
     /// Cancels the operation with `reason` when `source` completes (its output is ignored).
     /// Any future works: a timer of any runtime, a signal, a condition, a joined future for
     /// "all of". Sources are polled with the operation and dropped as soon as it ends or is
-    /// cancelled; the first to fire wins.
+    /// cancelled. The first source seen complete wins and its reason is recorded; sources that
+    /// complete between the same two polls of the operation count in the order they were added.
     ///
     /// ```
     /// use cancelable::{CancelKind, CancelReason, Operation};

@@ -1,0 +1,155 @@
+//! `current()`: the innermost operation being polled, per poll and per thread.
+#![cfg(all(feature = "std", not(loom)))]
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+
+use cancelable::{Operation, OperationContext, current};
+use futures_lite::future::{self, block_on};
+
+fn current_name() -> Option<String> {
+    current().map(|cx| cx.name().to_owned())
+}
+
+async fn deep(levels: u32) -> Option<String> {
+    if levels == 0 {
+        future::yield_now().await;
+        return current_name();
+    }
+    Box::pin(deep(levels - 1)).await
+}
+
+#[test]
+fn none_outside_every_operation() {
+    assert!(current().is_none());
+    let run = Operation::new("not yet").run(|_| async { Ok(()) });
+    assert!(current().is_none(), "building an operation does not enter it");
+    block_on(run).unwrap();
+    assert!(current().is_none());
+}
+
+#[test]
+fn the_innermost_operation_at_any_depth_of_plain_async_fns() {
+    let out = block_on(Operation::new("outer").run(|outer| async move {
+        assert_eq!(deep(5).await.as_deref(), Some("outer"));
+        let inner = Operation::new("inner").run(|_| async { Ok(deep(3).await) }).await?;
+        assert_eq!(inner.as_deref(), Some("inner"));
+        assert_eq!(deep(2).await.as_deref(), Some("outer"), "back to the outer one");
+        assert_eq!(current().unwrap().id(), outer.id());
+        Ok(())
+    }));
+    out.unwrap();
+}
+
+#[test]
+fn an_operation_started_inside_another_records_it_as_parent() {
+    block_on(Operation::new("outer").run(|outer| async move {
+        let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id().cloned()) });
+        assert_eq!(run.context().parent_id(), Some(outer.id()));
+        assert!(!run.context().token().is_cancelled());
+        assert_eq!(run.await?.as_ref(), Some(outer.id()));
+        Ok(())
+    }))
+    .unwrap();
+}
+
+#[test]
+fn two_operations_interleaved_on_one_thread_each_see_themselves() {
+    let steps = Arc::new(AtomicUsize::new(0));
+    let body = |steps: Arc<AtomicUsize>| {
+        move |cx: OperationContext| async move {
+            for _ in 0..50 {
+                assert_eq!(current().unwrap().id(), cx.id());
+                steps.fetch_add(1, Ordering::SeqCst);
+                future::yield_now().await;
+            }
+            Ok(())
+        }
+    };
+    let a = Operation::new("a").run(body(steps.clone()));
+    let b = Operation::new("b").run(body(steps.clone()));
+    let (a, b) = block_on(future::zip(a, b));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(steps.load(Ordering::SeqCst), 100);
+}
+
+struct NoopWake;
+impl Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_body_moved_to_another_thread_sees_its_operation_there_and_not_on_the_first() {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let mut run = Box::pin(Operation::new("mover").run(move |cx| async move {
+        let first = thread::current().id();
+        assert_eq!(current().unwrap().id(), cx.id());
+        // Pending until the test thread sends: the future then moves to another thread.
+        future::poll_fn(|_| match rx.lock().unwrap().try_recv() {
+            Ok(()) => Poll::Ready(()),
+            Err(_) => Poll::Pending,
+        })
+        .await;
+        assert_ne!(thread::current().id(), first);
+        assert_eq!(current().unwrap().id(), cx.id());
+        Ok(cx.name().to_owned())
+    }));
+    let waker = Waker::from(Arc::new(NoopWake));
+    assert!(run.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(current().is_none(), "popped after the poll");
+    tx.send(()).unwrap();
+    let out = thread::spawn(move || {
+        let waker = Waker::from(Arc::new(NoopWake));
+        let polled = Pin::new(&mut run).poll(&mut Context::from_waker(&waker));
+        assert!(current().is_none());
+        polled
+    })
+    .join()
+    .unwrap();
+    assert_eq!(out, Poll::Ready(Ok("mover".to_owned())));
+}
+
+#[test]
+fn right_on_a_multi_threaded_executor() {
+    let ex = Arc::new(smol::Executor::new());
+    let shutdown = cancelable::CancellationToken::new();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let ex = ex.clone();
+            let shutdown = shutdown.clone();
+            thread::spawn(move || block_on(ex.run(shutdown.cancelled_owned())))
+        })
+        .collect();
+    let moved = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let moved = moved.clone();
+            ex.spawn(Operation::new(format!("task {i}")).run(move |cx| async move {
+                let mut last = thread::current().id();
+                for _ in 0..100 {
+                    assert_eq!(current().unwrap().id(), cx.id());
+                    smol::future::yield_now().await;
+                    if thread::current().id() != last {
+                        moved.fetch_add(1, Ordering::Relaxed);
+                        last = thread::current().id();
+                    }
+                }
+                Ok(i)
+            }))
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(block_on(task), Ok(i));
+    }
+    shutdown.cancel();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Not guaranteed by the executor, so only reported: how often bodies changed threads.
+    eprintln!("bodies moved between threads {} times", moved.load(Ordering::Relaxed));
+}
