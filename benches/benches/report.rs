@@ -272,6 +272,56 @@ fn main() {
         target: Target::None,
     });
 
+    // What tracking costs: an operation around an empty body, created, run and dropped; the
+    // bare `.cancelable(&token)` wrapper sits in the peer column.
+    let parent = Ours::new();
+    let (run, bare) = timer.ns_per_op_pair(
+        |k| {
+            (0..k).for_each(|_| {
+                let run = cancelable::Operation::new("bench")
+                    .parent(&parent)
+                    .run(|_| async { Ok(black_box(1)) });
+                _ = black_box(poll_once(pin!(run)));
+            })
+        },
+        |k| {
+            (0..k).for_each(|_| {
+                let fut = cancelable::FutureExt::cancelable(async { black_box(1) }, &parent);
+                _ = black_box(poll_once(pin!(fut)));
+            })
+        },
+    );
+    rows.push(Row {
+        op: "`Operation::run` (empty body) vs bare `.cancelable(&token)`",
+        ours: Value::Ns(run),
+        tokio: Some(Value::Ns(bare)),
+        target: Target::None,
+    });
+
+    // The adapters' `timeout(d, ready)` against each runtime's own timeout; the peer sits in
+    // the tokio-util column (the row's name says which it is). Ready at once: no timer is armed.
+    let d = Duration::from_secs(1);
+    let (ours, peer) = timer.ns_per_op_pair(
+        |k| {
+            (0..k).for_each(|_| {
+                let fut = cancelable_smol::timeout(d, std::future::ready(black_box(1)));
+                _ = black_box(cancelable_benches::poll_once(std::pin::pin!(fut)));
+            })
+        },
+        |k| {
+            (0..k).for_each(|_| {
+                let fut = async_std::future::timeout(d, std::future::ready(black_box(1)));
+                _ = black_box(cancelable_benches::poll_once(std::pin::pin!(fut)));
+            })
+        },
+    );
+    rows.push(Row {
+        op: "adapter `timeout(d, ready)` (smol) vs `async_std::future::timeout`",
+        ours: Value::Ns(ours),
+        tokio: Some(Value::Ns(peer)),
+        target: Target::None,
+    });
+
     // Memory: the heap each idle object holds, averaged over MEM_N of them.
     macro_rules! child_heap {
         ($t:ty) => {{

@@ -75,7 +75,7 @@ pub mod sources;
 /// });
 /// ```
 pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output, Cancelled> {
-    race_timer(fut, Timer::after(duration), || timeout_reason(duration)).await
+    race_timer(fut, || Timer::after(duration), || timeout_reason(duration)).await
 }
 
 /// Runs `fut` until `deadline`: `Err(Cancelled)` with a `Timeout` reason if it has not
@@ -92,19 +92,19 @@ pub async fn timeout<F: Future>(duration: Duration, fut: F) -> Result<F::Output,
 /// ```
 pub async fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Result<F::Output, Cancelled> {
     let left = deadline.saturating_duration_since(Instant::now());
-    race_timer(fut, Timer::at(deadline), || deadline_reason(left)).await
+    race_timer(fut, || Timer::at(deadline), || deadline_reason(left)).await
 }
 
-/// Polls `fut`, then the timer; the reason is built only if the timer wins (no allocation on
-/// the fast path).
+/// Polls `fut`, then the timer. The timer is made only if `fut` is not ready on its first poll
+/// and the reason only if the timer wins: a ready future costs no clock read and no allocation.
 async fn race_timer<F: Future>(
     fut: F,
-    timer: Timer,
+    timer: impl FnOnce() -> Timer,
     reason: impl FnOnce() -> CancelReason,
 ) -> Result<F::Output, Cancelled> {
     async { Ok(fut.await) }
         .or(async {
-            timer.await;
+            timer().await;
             Err(Cancelled::new(reason()))
         })
         .await
