@@ -16,8 +16,9 @@ fn main() -> std::io::Result<ExitCode> {
     smol::block_on(async {
         let root = CancellationToken::new();
         let tracker = TaskTracker::new();
-        // Installed before `ready` is printed, so a signal sent on seeing it is never missed.
-        let stop = cancelable_smol::sources::signals([])?;
+        // SIGINT or SIGTERM cancels the root. Installed before `ready` is printed, so a signal
+        // sent on seeing it is never missed.
+        let _signals = cancelable_smol::cancel_on_signals(&root, [])?;
 
         for service in ["http", "jobs", "metrics"] {
             let service_token = root.child_token();
@@ -49,10 +50,12 @@ fn main() -> std::io::Result<ExitCode> {
         );
         std::io::stdout().flush()?;
 
-        stop.future.await;
-        println!("stopping: {}", stop.reason);
+        root.cancelled().await;
+        let reason = root.reason().expect("cancelled");
+        println!("stopping: {reason}");
+        // Already cancelled by the signal: `shutdown` keeps that reason and waits for the work.
         let report =
-            cancelable_smol::shutdown(&root, stop.reason, &tracker, Duration::from_secs(5)).await;
+            cancelable_smol::shutdown(&root, reason, &tracker, Duration::from_secs(5)).await;
         println!("{report}");
         Ok(if report.stopped_in_time() {
             ExitCode::SUCCESS

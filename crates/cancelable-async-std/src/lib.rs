@@ -42,7 +42,10 @@
 //! |---|---|---|
 //! | [`timeout`], [`timeout_at`] | `Timeout` (returns `Err(Cancelled)`) | the future finishes |
 //! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
-//! | [`shutdown`] | your reason, then waits for a [`TaskTracker`](cancelable::TaskTracker) | everything stopped or the grace period ended |
+//! | [`cancel_after`] | `Timeout` after a duration | the token is cancelled or dropped |
+//! | [`cancel_when`], [`cancel_when_async`] | `Condition` once a predicate holds | the token is cancelled or dropped |
+//! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`) | the token is cancelled or dropped |
+//! | [`shutdown`] | your reason, then waits for a [`TaskTracker`] | everything stopped or the grace period ended |
 //! | [`sources`] | futures for `Operation::cancel_on` | — |
 //!
 //! # Features
@@ -58,7 +61,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_std::task::sleep;
-use cancelable::{CancelReason, CancellationToken, Cancelled, FutureExt as _, TaskTracker};
+use cancelable::{
+    CancelReason, CancellationToken, Cancelled, FutureExt as _, TaskTracker, WeakCancellationToken,
+};
 use futures_lite::FutureExt as _;
 
 pub mod sources;
@@ -268,6 +273,186 @@ impl fmt::Display for ShutdownReport {
             ),
         }
     }
+}
+
+/// The background task of [`cancel_after`], [`cancel_when`], [`cancel_when_async`] and
+/// [`cancel_on_signals`]. It holds only a weak handle to the token and ends on its own as soon as
+/// the token is cancelled (by anyone) or its last handle is dropped, releasing its timer or
+/// signal handlers. Dropping the `Watcher` lets the task run on; awaiting it gives `true` if the
+/// task cancelled the token, `false` if it ended because the token was cancelled or dropped
+/// first.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::CancellationToken;
+///
+/// async_std::task::block_on(async {
+///     let token = CancellationToken::new();
+///     let watcher = cancelable_async_std::cancel_after(&token, Duration::from_secs(3600));
+///     drop(token); // nobody can be cancelled any more: the timer task ends now
+///     assert!(!watcher.await);
+/// });
+/// ```
+#[derive(Debug)]
+pub struct Watcher {
+    task: Option<async_std::task::JoinHandle<bool>>,
+}
+
+impl Watcher {
+    /// Runs `watch` in the background, unless the token is already cancelled: then nothing
+    /// is spawned at all (no task or timer survives an already-cancelled token).
+    fn spawn<W>(token: &CancellationToken, watch: impl FnOnce(WeakCancellationToken) -> W) -> Self
+    where
+        W: Future<Output = bool> + Send + 'static,
+    {
+        if token.is_cancelled() {
+            return Self { task: None };
+        }
+        let weak = token.downgrade();
+        let released = weak.released();
+        let watch = watch(weak);
+        Self {
+            task: Some(async_std::task::spawn(async move {
+                async {
+                    released.await;
+                    false
+                }
+                .or(watch)
+                .await
+            })),
+        }
+    }
+}
+
+impl Future for Watcher {
+    type Output = bool;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        match self.task.as_mut() {
+            None => std::task::Poll::Ready(false),
+            Some(task) => std::pin::Pin::new(task).poll(cx),
+        }
+    }
+}
+
+// Dropping an async-std JoinHandle detaches the task already: the watch goes on until the
+// token is cancelled or dropped.
+
+/// Cancels `token` with a `Timeout` reason (`"deadline of 3s elapsed"`) after `duration`, unless
+/// it is cancelled or all its handles are dropped first: then the timer task ends at once. The
+/// task holds only a weak handle, so it never keeps the token's node alive.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancelKind, CancellationToken};
+///
+/// async_std::task::block_on(async {
+///     let request = CancellationToken::new();
+///     let _timer = cancelable_async_std::cancel_after(&request, Duration::from_millis(5));
+///     request.cancelled().await;
+///     assert_eq!(request.reason().unwrap().kind(), CancelKind::Timeout);
+/// });
+/// ```
+pub fn cancel_after(token: &CancellationToken, duration: Duration) -> Watcher {
+    Watcher::spawn(token, |weak| async move {
+        sleep(duration).await;
+        weak.upgrade()
+            .is_some_and(|token| token.cancel_with(timeout_reason(duration)))
+    })
+}
+
+/// Cancels `token` with a `Condition` reason once `predicate` returns `true`: checked at once,
+/// then every `interval`. A panicking predicate is reported (`tracing::error!` with the
+/// `tracing` feature, else standard error) and checking goes on. Checking stops when the token
+/// is cancelled or all its handles are dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::{CancelKind, CancellationToken};
+///
+/// async_std::task::block_on(async {
+///     let job = CancellationToken::new();
+///     let watcher = cancelable_async_std::cancel_when(&job, || true, Duration::from_secs(1));
+///     assert!(watcher.await);
+///     assert_eq!(job.reason().unwrap().kind(), CancelKind::Condition);
+/// });
+/// ```
+pub fn cancel_when(
+    token: &CancellationToken,
+    mut predicate: impl FnMut() -> bool + Send + 'static,
+    interval: Duration,
+) -> Watcher {
+    cancel_when_async(token, move || std::future::ready(predicate()), interval)
+}
+
+/// [`cancel_when`] with an async predicate (say, a health check over the network): the same
+/// schedule, reason and panic reporting; a check still running when the token is cancelled or
+/// dropped is dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable::CancellationToken;
+///
+/// async_std::task::block_on(async {
+///     let job = CancellationToken::new();
+///     let watcher = cancelable_async_std::cancel_when_async(&job, || async { true }, Duration::from_secs(1));
+///     assert!(watcher.await);
+///     assert!(job.is_cancelled());
+/// });
+/// ```
+pub fn cancel_when_async<P, Fut>(
+    token: &CancellationToken,
+    predicate: P,
+    interval: Duration,
+) -> Watcher
+where
+    P: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    Watcher::spawn(token, move |weak| async move {
+        condition_met(predicate, interval).await;
+        weak.upgrade()
+            .is_some_and(|token| token.cancel_with(condition_reason(interval)))
+    })
+}
+
+/// Cancels `token` with a `Signal` reason naming the signal (`"SIGUSR1 received"`) when one of
+/// `signals` arrives; an empty set means SIGINT and SIGTERM. The handlers are installed before
+/// this returns and removed when the token is cancelled or all its handles are dropped. Several
+/// tokens may listen for the same signal: each is cancelled.
+///
+/// After the handlers are removed the signal does not get its default action back
+/// (signal-hook-registry keeps its own handler installed): a later SIGINT is ignored unless
+/// someone listens for it again.
+///
+/// ```
+/// use cancelable::CancellationToken;
+/// use cancelable_async_std::Signal;
+///
+/// async_std::task::block_on(async {
+///     let token = CancellationToken::new();
+///     let watcher = cancelable_async_std::cancel_on_signals(&token, [Signal::Hup])?;
+///     token.cancel(); // cancelled otherwise: the handler goes away
+///     assert!(!watcher.await);
+///     std::io::Result::Ok(())
+/// }).unwrap();
+/// ```
+#[cfg(unix)]
+pub fn cancel_on_signals(
+    token: &CancellationToken,
+    signals: impl IntoIterator<Item = Signal>,
+) -> std::io::Result<Watcher> {
+    let (signals, _) = install_signals(signals)?;
+    Ok(Watcher::spawn(token, move |weak| async move {
+        let signal = next_signal(signals).await;
+        let reason =
+            CancelReason::signal().with_message(format!("{} received", signal_name(signal)));
+        weak.upgrade()
+            .is_some_and(|token| token.cancel_with(reason))
+    }))
 }
 
 /// The reason of [`cancel_when`] and [`sources::condition`].

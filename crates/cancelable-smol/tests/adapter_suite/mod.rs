@@ -305,3 +305,170 @@ fn signals_source_of_an_empty_set_names_sigint_and_sigterm() {
     let source = adapter::sources::signals([]).unwrap();
     assert_eq!(source.reason.message(), Some("SIGINT or SIGTERM received"));
 }
+
+#[test]
+fn cancel_after_cancels_a_nested_tree_with_a_timeout_reason() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let request = root.child_token();
+        let grandchild = request.child_token().child_token();
+        let start = Instant::now();
+        let watcher = adapter::cancel_after(&request, Duration::from_millis(20));
+        grandchild.cancelled().await;
+        assert!(watcher.await, "the timer cancelled the token");
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert_eq!(
+            grandchild.reason().unwrap().to_string(),
+            "timeout: deadline of 20ms elapsed"
+        );
+        assert!(!root.is_cancelled(), "never upward");
+    });
+}
+
+#[test]
+fn cancel_after_ends_its_timer_task_at_once_when_every_handle_is_dropped() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let watcher = adapter::cancel_after(&token, Duration::from_secs(3600));
+        let start = Instant::now();
+        drop(token);
+        assert!(!watcher.await);
+        assert!(start.elapsed() < Duration::from_secs(10));
+    });
+}
+
+#[test]
+fn cancel_after_ends_its_timer_task_when_someone_else_cancels_first() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let watcher = adapter::cancel_after(&token, Duration::from_secs(3600));
+        token.cancel_with(CancelKind::Shutdown);
+        assert!(!watcher.await);
+        assert_eq!(token.reason().unwrap().kind(), CancelKind::Shutdown);
+    });
+}
+
+#[test]
+fn cancel_after_on_a_cancelled_token_starts_nothing() {
+    let token = CancellationToken::new();
+    token.cancel();
+    let watcher = adapter::cancel_after(&token, Duration::from_secs(3600));
+    // Ready without a runtime: no task was spawned.
+    assert_eq!(future::block_on(future::poll_once(watcher)), Some(false));
+}
+
+#[test]
+fn cancel_when_checks_at_once_then_every_interval_and_survives_a_panicking_predicate() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let predicate = {
+            let calls = calls.clone();
+            move || match calls.fetch_add(1, Ordering::Relaxed) {
+                0 => panic!("the first check panics"),
+                1 | 2 => false,
+                _ => true,
+            }
+        };
+        let start = Instant::now();
+        let watcher = adapter::cancel_when(&token, predicate, Duration::from_millis(5));
+        assert!(watcher.await);
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            4,
+            "checked once at start, then 3 intervals"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        assert_eq!(
+            token.reason().unwrap().to_string(),
+            "condition: predicate returned true (checked every 5ms)"
+        );
+    });
+}
+
+#[test]
+fn cancel_when_checks_once_at_start_without_waiting_an_interval() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let start = Instant::now();
+        assert!(adapter::cancel_when(&token, || true, Duration::from_secs(3600)).await);
+        assert!(start.elapsed() < Duration::from_secs(10));
+    });
+}
+
+#[test]
+fn cancel_when_stops_checking_once_the_token_is_dropped() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let watcher = {
+            let calls = calls.clone();
+            adapter::cancel_when(
+                &token,
+                move || calls.fetch_add(1, Ordering::Relaxed) > 1_000_000,
+                Duration::from_millis(1),
+            )
+        };
+        drop(token);
+        assert!(!watcher.await);
+        // The task has ended and dropped the predicate: nothing can call it again.
+        assert_eq!(Arc::strong_count(&calls), 1);
+    });
+}
+
+#[test]
+fn cancel_when_async_drops_a_pending_check_when_the_token_is_cancelled() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let (check, dropped) = DropFlag::new();
+        let mut check = Some(check);
+        let watcher = adapter::cancel_when_async(
+            &token,
+            move || {
+                let flag = check.take().expect("the first check never finishes");
+                async move {
+                    flag.await;
+                    true
+                }
+            },
+            Duration::from_millis(1),
+        );
+        token.cancel_with(CancelKind::Manual);
+        assert!(!watcher.await);
+        dropped.recv().await.unwrap();
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn cancel_on_signals_cancels_every_listening_token_with_the_signal_name() {
+    block_on(async {
+        // SIGUSR1 is this test's own: no other test of the suite sends or awaits it.
+        let first = CancellationToken::new();
+        let second = CancellationToken::new();
+        let a = adapter::cancel_on_signals(&first, [adapter::Signal::Usr1]).unwrap();
+        let b = adapter::cancel_on_signals(&second, [adapter::Signal::Usr1]).unwrap();
+        raise("USR1");
+        assert!(a.await && b.await);
+        for token in [first, second] {
+            let reason = token.reason().unwrap();
+            assert_eq!(reason.kind(), CancelKind::Signal);
+            assert_eq!(reason.message(), Some("SIGUSR1 received"));
+        }
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn cancel_on_signals_removes_its_handler_when_the_token_is_dropped_or_cancelled() {
+    block_on(async {
+        let dropped = CancellationToken::new();
+        let watcher = adapter::cancel_on_signals(&dropped, [adapter::Signal::Hup]).unwrap();
+        drop(dropped);
+        assert!(!watcher.await, "the task ended, and with it its Signals");
+        let cancelled = CancellationToken::new();
+        let watcher = adapter::cancel_on_signals(&cancelled, []).unwrap();
+        cancelled.cancel();
+        assert!(!watcher.await);
+    });
+}
