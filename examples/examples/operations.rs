@@ -88,9 +88,17 @@ fn main() {
                 thread::sleep(Duration::from_millis(1));
             }
             for job in registry.list(&OperationFilter::new().active()) {
-                println!("dashboard sees {} ({}) at {}", job.name, job.status, job.progress.unwrap());
+                println!(
+                    "dashboard sees {} ({}) at {}",
+                    job.name,
+                    job.status,
+                    job.progress.unwrap()
+                );
             }
-            assert!(registry.cancel("job-1", CancelReason::manual().with_message("cancel button")));
+            assert!(registry.cancel(
+                "job-1",
+                CancelReason::manual().with_message("cancel button")
+            ));
         })
     };
     let outcome: Result<(), _> = smol::block_on(job);
@@ -106,5 +114,8 @@ fn main() {
         stats.cancelled,
         stats.average_duration.unwrap()
     );
-    assert_eq!((stats.active(), stats.completed, stats.cancelled), (0, 1, 2));
+    assert_eq!(
+        (stats.active(), stats.completed, stats.cancelled),
+        (0, 1, 2)
+    );
 }

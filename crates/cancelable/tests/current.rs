@@ -26,7 +26,10 @@ async fn deep(levels: u32) -> Option<String> {
 fn none_outside_every_operation() {
     assert!(current().is_none());
     let run = Operation::new("not yet").run(|_| async { Ok(()) });
-    assert!(current().is_none(), "building an operation does not enter it");
+    assert!(
+        current().is_none(),
+        "building an operation does not enter it"
+    );
     block_on(run).unwrap();
     assert!(current().is_none());
 }
@@ -35,9 +38,15 @@ fn none_outside_every_operation() {
 fn the_innermost_operation_at_any_depth_of_plain_async_fns() {
     let out = block_on(Operation::new("outer").run(|outer| async move {
         assert_eq!(deep(5).await.as_deref(), Some("outer"));
-        let inner = Operation::new("inner").run(|_| async { Ok(deep(3).await) }).await?;
+        let inner = Operation::new("inner")
+            .run(|_| async { Ok(deep(3).await) })
+            .await?;
         assert_eq!(inner.as_deref(), Some("inner"));
-        assert_eq!(deep(2).await.as_deref(), Some("outer"), "back to the outer one");
+        assert_eq!(
+            deep(2).await.as_deref(),
+            Some("outer"),
+            "back to the outer one"
+        );
         assert_eq!(current().unwrap().id(), outer.id());
         Ok(())
     }));
@@ -100,7 +109,11 @@ fn a_body_moved_to_another_thread_sees_its_operation_there_and_not_on_the_first(
         Ok(cx.name().to_owned())
     }));
     let waker = Waker::from(Arc::new(NoopWake));
-    assert!(run.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        run.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     assert!(current().is_none(), "popped after the poll");
     tx.send(()).unwrap();
     let out = thread::spawn(move || {
@@ -129,18 +142,20 @@ fn right_on_a_multi_threaded_executor() {
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let moved = moved.clone();
-            ex.spawn(Operation::new(format!("task {i}")).run(move |cx| async move {
-                let mut last = thread::current().id();
-                for _ in 0..100 {
-                    assert_eq!(current().unwrap().id(), cx.id());
-                    smol::future::yield_now().await;
-                    if thread::current().id() != last {
-                        moved.fetch_add(1, Ordering::Relaxed);
-                        last = thread::current().id();
+            ex.spawn(
+                Operation::new(format!("task {i}")).run(move |cx| async move {
+                    let mut last = thread::current().id();
+                    for _ in 0..100 {
+                        assert_eq!(current().unwrap().id(), cx.id());
+                        smol::future::yield_now().await;
+                        if thread::current().id() != last {
+                            moved.fetch_add(1, Ordering::Relaxed);
+                            last = thread::current().id();
+                        }
                     }
-                }
-                Ok(i)
-            }))
+                    Ok(i)
+                }),
+            )
         })
         .collect();
     for (i, task) in tasks.into_iter().enumerate() {
@@ -151,5 +166,8 @@ fn right_on_a_multi_threaded_executor() {
         t.join().unwrap();
     }
     // Not guaranteed by the executor, so only reported: how often bodies changed threads.
-    eprintln!("bodies moved between threads {} times", moved.load(Ordering::Relaxed));
+    eprintln!(
+        "bodies moved between threads {} times",
+        moved.load(Ordering::Relaxed)
+    );
 }

@@ -24,10 +24,14 @@ fn an_operation_is_listed_for_the_time_of_run_then_kept_in_history() {
         let t = CancellationToken::new();
         (t.clone(), t.cancelled_owned())
     };
-    let mut run = Box::pin(Operation::new("job").register(&registry).run(|_| async move {
-        release.await;
-        Ok(())
-    }));
+    let mut run = Box::pin(
+        Operation::new("job")
+            .register(&registry)
+            .run(|_| async move {
+                release.await;
+                Ok(())
+            }),
+    );
     let id = run.context().id().clone();
     assert_eq!(registry.get(&id).unwrap().status, OperationStatus::Pending);
     assert_eq!(registry.stats().pending, 1);
@@ -40,7 +44,10 @@ fn an_operation_is_listed_for_the_time_of_run_then_kept_in_history() {
     block_on(run).unwrap();
     let stats = registry.stats();
     assert_eq!((stats.active(), stats.history, stats.completed), (0, 1, 1));
-    assert_eq!(registry.get(&id).unwrap().status, OperationStatus::Completed);
+    assert_eq!(
+        registry.get(&id).unwrap().status,
+        OperationStatus::Completed
+    );
 }
 
 #[test]
@@ -53,13 +60,23 @@ fn unregistered_operations_are_not_listed() {
 #[test]
 fn list_filters_by_status_case_insensitive_name_and_parent() {
     let registry = Registry::new();
-    let parent = Operation::new("Nightly Import").id("p").register(&registry).run(|_| pending_body());
+    let parent = Operation::new("Nightly Import")
+        .id("p")
+        .register(&registry)
+        .run(|_| pending_body());
     let child = Operation::new("import rows")
         .child_of(parent.context())
         .register(&registry)
         .run(|_| pending_body());
-    let other = Operation::new("export").register(&registry).run(|_| pending_body());
-    block_on(Operation::new("old import").register(&registry).run(|_| async { Ok(()) })).unwrap();
+    let other = Operation::new("export")
+        .register(&registry)
+        .run(|_| pending_body());
+    block_on(
+        Operation::new("old import")
+            .register(&registry)
+            .run(|_| async { Ok(()) }),
+    )
+    .unwrap();
 
     let names = |filter: OperationFilter| -> Vec<String> {
         registry.list(&filter).into_iter().map(|s| s.name).collect()
@@ -88,7 +105,9 @@ fn list_filters_by_status_case_insensitive_name_and_parent() {
 #[test]
 fn cancel_by_id_cancels_with_the_reason_and_unknown_ids_give_false() {
     let registry = Registry::new();
-    let run = Operation::new("victim").register(&registry).run(|_| pending_body());
+    let run = Operation::new("victim")
+        .register(&registry)
+        .run(|_| pending_body());
     let id = run.context().id().clone();
     assert!(registry.cancel(&id, CancelReason::manual().with_message("dashboard")));
     let err = block_on(run).unwrap_err();
@@ -98,14 +117,21 @@ fn cancel_by_id_cancels_with_the_reason_and_unknown_ids_give_false() {
     assert_eq!(snap.reason.unwrap().kind(), CancelKind::Manual);
 
     assert!(!registry.cancel("unknown", CancelKind::Manual));
-    assert!(!registry.cancel(&id, CancelKind::Manual), "finished: nothing to cancel");
+    assert!(
+        !registry.cancel(&id, CancelKind::Manual),
+        "finished: nothing to cancel"
+    );
 }
 
 #[test]
 fn cancel_all_cancels_every_live_operation_and_counts_them() {
     let registry = Registry::new();
     let runs: Vec<_> = (0..5)
-        .map(|i| Operation::new(format!("op {i}")).register(&registry).run(|_| pending_body()))
+        .map(|i| {
+            Operation::new(format!("op {i}"))
+                .register(&registry)
+                .run(|_| pending_body())
+        })
         .collect();
     runs[0].context().token().cancel(); // already cancelled: not counted
     assert_eq!(registry.cancel_all(CancelKind::Shutdown), 4);
@@ -119,21 +145,33 @@ fn cancel_all_cancels_every_live_operation_and_counts_them() {
 #[test]
 fn stats_count_active_by_status_outcomes_and_the_average_completed_duration() {
     let registry = Registry::new();
-    let mut running = Box::pin(Operation::new("running").register(&registry).run(|_| pending_body()));
+    let mut running = Box::pin(
+        Operation::new("running")
+            .register(&registry)
+            .run(|_| pending_body()),
+    );
     assert!(block_on(poll_once(running.as_mut())).is_none());
-    let _pending = Operation::new("pending").register(&registry).run(|_| pending_body());
+    let _pending = Operation::new("pending")
+        .register(&registry)
+        .run(|_| pending_body());
     let mut durations = Vec::new();
     for ms in [1, 2, 3] {
-        let run = Operation::new("timed").register(&registry).run(move |_| async move {
-            smol::Timer::after(Duration::from_millis(ms)).await;
-            Ok(())
-        });
+        let run = Operation::new("timed")
+            .register(&registry)
+            .run(move |_| async move {
+                smol::Timer::after(Duration::from_millis(ms)).await;
+                Ok(())
+            });
         let id = run.context().id().clone();
         block_on(run).unwrap();
         durations.push(registry.get(&id).unwrap().duration.unwrap());
     }
-    block_on(Operation::new("bad").register(&registry).try_run(|_| async { Err::<(), _>("no") }))
-        .unwrap_err();
+    block_on(
+        Operation::new("bad")
+            .register(&registry)
+            .try_run(|_| async { Err::<(), _>("no") }),
+    )
+    .unwrap_err();
 
     let stats = registry.stats();
     assert_eq!((stats.pending, stats.running), (1, 1));
@@ -141,27 +179,47 @@ fn stats_count_active_by_status_outcomes_and_the_average_completed_duration() {
     assert_eq!(stats.history, 4);
     let mean = durations.iter().sum::<Duration>() / 3;
     let average = stats.average_duration.unwrap();
-    assert!(average.abs_diff(mean) < Duration::from_micros(2), "{average:?} vs {mean:?}");
+    assert!(
+        average.abs_diff(mean) < Duration::from_micros(2),
+        "{average:?} vs {mean:?}"
+    );
 }
 
 #[test]
 fn history_is_bounded_and_keeps_the_latest() {
     let registry = Registry::with_history(10);
     for i in 0..15 {
-        block_on(Operation::new(format!("op_{i}")).register(&registry).run(|_| async { Ok(()) }))
-            .unwrap();
+        block_on(
+            Operation::new(format!("op_{i}"))
+                .register(&registry)
+                .run(|_| async { Ok(()) }),
+        )
+        .unwrap();
     }
-    let names: Vec<_> = registry.list(&OperationFilter::new()).into_iter().map(|s| s.name).collect();
+    let names: Vec<_> = registry
+        .list(&OperationFilter::new())
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     let expected: Vec<_> = (5..15).map(|i| format!("op_{i}")).collect();
     assert_eq!(names, expected);
-    assert_eq!(registry.stats().completed, 15, "counters outlive the history");
+    assert_eq!(
+        registry.stats().completed,
+        15,
+        "counters outlive the history"
+    );
 }
 
 #[test]
 fn the_default_history_keeps_1000() {
     let registry = Registry::new();
     for _ in 0..1005 {
-        block_on(Operation::new("op").register(&registry).run(|_| async { Ok(()) })).unwrap();
+        block_on(
+            Operation::new("op")
+                .register(&registry)
+                .run(|_| async { Ok(()) }),
+        )
+        .unwrap();
     }
     assert_eq!(registry.stats().history, cancelable::DEFAULT_HISTORY);
     assert_eq!(cancelable::DEFAULT_HISTORY, 1000);
@@ -172,19 +230,34 @@ fn the_default_history_keeps_1000() {
 #[test]
 fn cleanup_keeps_recent_entries_and_live_operations() {
     let registry = Registry::new();
-    let live = Operation::new("live").register(&registry).run(|_| pending_body());
-    block_on(Operation::new("done").register(&registry).run(|_| async { Ok(()) })).unwrap();
+    let live = Operation::new("live")
+        .register(&registry)
+        .run(|_| pending_body());
+    block_on(
+        Operation::new("done")
+            .register(&registry)
+            .run(|_| async { Ok(()) }),
+    )
+    .unwrap();
     assert_eq!(registry.cleanup(Duration::from_secs(3600)), 0);
     assert_eq!(registry.cleanup(Duration::ZERO), 1);
     assert_eq!(registry.list(&OperationFilter::new()).len(), 1);
     drop(live);
-    assert_eq!(registry.get(registry.list(&OperationFilter::new())[0].id.clone()).unwrap().name, "live");
+    assert_eq!(
+        registry
+            .get(registry.list(&OperationFilter::new())[0].id.clone())
+            .unwrap()
+            .name,
+        "live"
+    );
 }
 
 #[test]
 fn a_dropped_operation_leaves_the_live_list() {
     let registry = Registry::new();
-    let run = Operation::new("abandoned").register(&registry).run(|_| pending_body());
+    let run = Operation::new("abandoned")
+        .register(&registry)
+        .run(|_| pending_body());
     drop(run);
     let stats = registry.stats();
     assert_eq!((stats.active(), stats.cancelled), (0, 1));
@@ -193,7 +266,9 @@ fn a_dropped_operation_leaves_the_live_list() {
 #[test]
 fn the_global_registry_is_one_per_process() {
     assert!(std::ptr::eq(Registry::global(), Registry::global()));
-    let run = Operation::new("global").register(Registry::global()).run(|_| async { Ok(()) });
+    let run = Operation::new("global")
+        .register(Registry::global())
+        .run(|_| async { Ok(()) });
     let id = run.context().id().clone();
     block_on(run).unwrap();
     assert_eq!(Registry::global().get(&id).unwrap().name, "global");
@@ -217,7 +292,10 @@ fn a_status_callback_can_use_the_registry() {
             .run(|_| async { Ok(()) }),
     )
     .unwrap();
-    assert!(found.load(Ordering::SeqCst), "in the history by the time the callback runs");
+    assert!(
+        found.load(Ordering::SeqCst),
+        "in the history by the time the callback runs"
+    );
 }
 
 #[cfg(feature = "serde")]
@@ -230,7 +308,8 @@ fn snapshots_serialise_status_and_reason_as_snake_case_strings() {
         .register(&registry)
         .run(|cx| async move {
             cx.report_progress(1, Some(3), "steps");
-            cx.token().cancel_with(CancelReason::timeout().with_message("too slow"));
+            cx.token()
+                .cancel_with(CancelReason::timeout().with_message("too slow"));
             cx.check()
         });
     block_on(run).unwrap_err();
@@ -267,8 +346,12 @@ fn stress_on_real_threads_ends_consistent_with_nothing_leaked() {
 
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (registry, live, cancelled, start) =
-                (registry.clone(), live_bodies.clone(), cancelled_results.clone(), start.clone());
+            let (registry, live, cancelled, start) = (
+                registry.clone(),
+                live_bodies.clone(),
+                cancelled_results.clone(),
+                start.clone(),
+            );
             thread::spawn(move || {
                 start.wait();
                 for i in 0..PER_WORKER {
@@ -310,7 +393,11 @@ fn stress_on_real_threads_ends_consistent_with_nothing_leaked() {
             let mut hits = 0usize;
             while !done.load(Ordering::SeqCst) {
                 // Every other live operation, by the id a dashboard would have listed.
-                for snap in registry.list(&OperationFilter::new().active()).iter().step_by(2) {
+                for snap in registry
+                    .list(&OperationFilter::new().active())
+                    .iter()
+                    .step_by(2)
+                {
                     if registry.cancel(&snap.id, CancelKind::Manual) {
                         hits += 1;
                     }
@@ -356,12 +443,25 @@ fn stress_on_real_threads_ends_consistent_with_nothing_leaked() {
         TOTAL,
         "every operation finished exactly once"
     );
-    assert_eq!(stats.cancelled as usize, cancelled_results.load(Ordering::SeqCst));
-    assert!(stats.cancelled as usize <= hits, "only cancels by id cancel here");
-    assert!(stats.cancelled as usize >= TOTAL / 3, "every third one waited to be cancelled");
+    assert_eq!(
+        stats.cancelled as usize,
+        cancelled_results.load(Ordering::SeqCst)
+    );
+    assert!(
+        stats.cancelled as usize <= hits,
+        "only cancels by id cancel here"
+    );
+    assert!(
+        stats.cancelled as usize >= TOTAL / 3,
+        "every third one waited to be cancelled"
+    );
     assert_eq!(stats.failed, 0);
     assert_eq!(stats.history, 500);
-    assert_eq!(live_bodies.load(Ordering::SeqCst), 0, "every body was dropped");
+    assert_eq!(
+        live_bodies.load(Ordering::SeqCst),
+        0,
+        "every body was dropped"
+    );
     let listed = registry.list(&OperationFilter::new());
     assert_eq!(listed.len(), 500);
     assert!(listed.iter().all(|s| s.status.is_terminal()));
