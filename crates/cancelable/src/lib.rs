@@ -103,6 +103,7 @@ mod task_tracker;
 mod token;
 mod tree;
 mod wait;
+mod weak;
 
 pub use callback::CancelCallback;
 pub use ext::{
@@ -123,6 +124,7 @@ pub use reason::{CancelKind, CancelReason, Cancelled};
 pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
+pub use weak::{Released, WeakCancellationToken};
 /// The README's example, compiled and run as a doc test so that it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

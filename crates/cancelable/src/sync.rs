@@ -14,13 +14,13 @@
 //! the same core from spinning forever on a lock its own core holds.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering, fence};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 
 #[cfg(all(not(loom), feature = "portable-atomic"))]
-pub(crate) use portable_atomic::{AtomicUsize, Ordering, fence};
+pub(crate) use portable_atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 
 #[cfg(all(not(loom), not(feature = "portable-atomic")))]
-pub(crate) use core::sync::atomic::{AtomicUsize, Ordering, fence};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 
 #[cfg(not(loom))]
 pub(crate) use AtomicUsize as StaticAtomicUsize;
@@ -260,12 +260,18 @@ pub(crate) fn resume(payload: core::convert::Infallible) {
 }
 
 /// Drops a panic payload that will not be resumed. A payload whose own `Drop` panics must not
-/// escape the walk either; the payload of that second panic is leaked rather than dropped.
+/// escape the walk either: the payload of that panic is dropped the same way, and after a few
+/// such levels (only a payload built to panic forever gets there) the rest is leaked.
 #[cfg(feature = "std")]
 pub(crate) fn discard(payload: std::boxed::Box<dyn core::any::Any + Send>) {
-    if let Err(inner) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
-        core::mem::forget(inner);
+    let mut payload = payload;
+    for _ in 0..8 {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+            Ok(()) => return,
+            Err(inner) => payload = inner,
+        }
     }
+    core::mem::forget(payload);
 }
 
 #[cfg(not(feature = "std"))]

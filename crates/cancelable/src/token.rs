@@ -12,6 +12,7 @@ use crate::wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
 };
+use crate::weak::WeakCancellationToken;
 
 /// A handle to a node of a cancelation tree: one pointer, cheap to clone, `Send + Sync`.
 ///
@@ -336,6 +337,25 @@ impl CancellationToken {
     #[cfg(feature = "std")]
     pub fn panic_guard(&self) -> crate::PanicGuard {
         crate::PanicGuard::new(self.clone())
+    }
+
+    /// A [`WeakCancellationToken`]: a handle that can cancel this token later, or learn that it
+    /// was cancelled or dropped, without keeping it alive. What a timer or a signal handler
+    /// that cancels the token should hold.
+    ///
+    /// ```
+    /// let token = cancelable::CancellationToken::new();
+    /// let weak = token.downgrade();
+    /// assert!(!weak.is_cancelled());
+    /// drop(token);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakCancellationToken {
+        WeakCancellationToken::new(self.node.downgrade())
+    }
+
+    pub(crate) fn from_node(node: NodeRef) -> Self {
+        Self { node }
     }
 
     pub(crate) fn node_ref(&self) -> &NodeRef {

@@ -61,6 +61,11 @@
 //! 11. A callback entry runs only if its walk wins `TAKEN -> RUNNING` on its `claim`, and its
 //!     closure is dropped unrun only by the handle that won `LISTED`/`TAKEN -> REMOVED`: exactly
 //!     one of the two, so `unregister() == true` means the callback never runs.
+//! 12. A node dies when its strong count reaches zero: it leaves its parents' lists, drops its
+//!     hold on them and wakes the weak waiters of its signals list (the only entries a dead node
+//!     can have, by 4), under its lock, so that a weak waiter registering later sees the zero
+//!     count under that lock and does not wait. Its memory lives on while weak references do:
+//!     the strong ones together hold one weak reference, given up when the node dies.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -71,7 +76,7 @@ use core::ptr::{self, NonNull};
 use core::task::{Context, Poll, Waker};
 
 use crate::reason::{CancelReason, PackedReason, REASON_MASK};
-use crate::sync::{AtomicUsize, LockedCell, Ordering, RawLock, fence};
+use crate::sync::{AtomicU32, AtomicUsize, LockedCell, Ordering, RawLock, fence};
 
 /// The node's list is, or was once, non-empty. Sticky: it is never cleared.
 const HAS_ENTRIES: usize = 0b01;
@@ -87,6 +92,8 @@ const LINKED: *const Node = ptr::without_provenance(1);
 
 /// Beyond this many references a count could overflow; like `Arc`, refuse.
 const MAX_REFS: usize = isize::MAX as usize;
+/// The same for weak references.
+const MAX_WEAK: u32 = i32::MAX as u32;
 
 /// One node of the tree. See the module docs for the layout and the invariants.
 #[repr(C)]
@@ -94,6 +101,10 @@ pub(crate) struct Node {
     state: AtomicUsize,
     refs: AtomicUsize,
     lock: RawLock,
+    /// Weak references ([`WeakNodeRef`]), plus one held by all the strong ones together: the
+    /// node's memory is freed when this reaches zero (invariant 12). Sits in the padding after
+    /// the one-byte lock, so it costs no space on 64-bit targets.
+    weak: AtomicU32,
     /// First child or up-link of this node's list (invariant 2).
     head: LockedCell<LinkPtr>,
     /// First callback or waiter: the *signals* of this node, taken out by the walk that
@@ -215,6 +226,7 @@ impl Node {
             state: AtomicUsize::new(0),
             refs: AtomicUsize::new(1),
             lock: RawLock::new(),
+            weak: AtomicU32::new(1),
             head: LockedCell::new(LinkPtr::NULL),
             signals: LockedCell::new(LinkPtr::NULL),
             parent: LockedCell::new(parent),
@@ -562,6 +574,73 @@ impl Drop for NodeRef {
     }
 }
 
+/// A weak reference to a [`Node`]: keeps its memory, not its life (invariant 12).
+pub(crate) struct WeakNodeRef {
+    ptr: NonNull<Node>,
+}
+
+// SAFETY: as for `NodeRef`: only atomics and lock-guarded cells are reached through it.
+unsafe impl Send for WeakNodeRef {}
+// SAFETY: as above.
+unsafe impl Sync for WeakNodeRef {}
+
+impl NodeRef {
+    /// A weak reference to this node.
+    pub(crate) fn downgrade(&self) -> WeakNodeRef {
+        self.node().acquire_weak();
+        WeakNodeRef { ptr: self.ptr }
+    }
+}
+
+impl Node {
+    /// Takes a weak reference; the caller holds a reference of either kind.
+    fn acquire_weak(&self) {
+        if self.weak.fetch_add(1, Ordering::Relaxed) > MAX_WEAK {
+            crate::sync::abort("too many weak handles to one cancellation token");
+        }
+    }
+
+    /// The node died: its last strong reference is gone (or going, on another thread).
+    pub(crate) fn is_dead(&self) -> bool {
+        self.refs.load(Ordering::Acquire) == 0
+    }
+}
+
+impl WeakNodeRef {
+    #[inline]
+    pub(crate) fn node(&self) -> &Node {
+        // SAFETY: a weak reference keeps the node's memory, and a dead node's fields stay valid
+        // (the reason stays in the state until the memory is freed, invariant 1).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// A strong reference, unless the node died.
+    pub(crate) fn upgrade(&self) -> Option<NodeRef> {
+        self.node()
+            .try_acquire()
+            .then_some(NodeRef { ptr: self.ptr })
+    }
+
+    /// The node's address: the same as its strong handles'.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.as_ptr().addr()
+    }
+}
+
+impl Clone for WeakNodeRef {
+    fn clone(&self) -> Self {
+        self.node().acquire_weak();
+        WeakNodeRef { ptr: self.ptr }
+    }
+}
+
+impl Drop for WeakNodeRef {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one weak reference.
+        unsafe { release_weak(self.ptr) }
+    }
+}
+
 /// The address of a node's `sib` link, with the provenance of the whole node so that the walker
 /// can step back from the link to the node.
 fn sib_of(node: NonNull<Node>) -> *const Link {
@@ -595,8 +674,9 @@ unsafe fn release(node: NonNull<Node>) {
     }
 }
 
-/// Frees a node whose count reached zero: unlinks it from its parents, frees it, then drops the
-/// references it held on them, looping up the chain instead of recursing (invariant 9).
+/// Kills a node whose count reached zero: unlinks it from its parents, wakes its weak waiters,
+/// frees it unless weak references keep its memory (invariant 12), then drops the references it
+/// held on its parents, looping up the chain instead of recursing (invariant 9).
 ///
 /// # Safety
 /// The count of `node` is zero.
@@ -606,14 +686,13 @@ unsafe fn free(node: NonNull<Node>) {
     let mut next = Some(node);
     // Extra parents of `any_of` nodes; allocates only when such a node dies.
     let mut more: Vec<NonNull<Node>> = Vec::new();
+    let mut panic = None;
     while let Some(ptr) = next.take().or_else(|| more.pop()) {
-        // SAFETY: the count is zero: this thread is the only one left with access to the node
-        // (invariants 4 and 5), so its private fields are ours and it can be freed.
+        // SAFETY: the count is zero: this thread is the only one left with access to the node's
+        // private fields and its place in its parents' lists (invariants 4 and 5).
         unsafe {
             let parent = ptr.as_ref().parent.get();
-            if parent == NO_PARENT {
-                drop(Box::from_raw(ptr.as_ptr()));
-            } else if parent == LINKED {
+            if parent == LINKED {
                 let linked = ptr.as_ptr().cast::<Linked>();
                 let mut up = (*linked).uplinks.get();
                 while !up.is_null() {
@@ -628,16 +707,90 @@ unsafe fn free(node: NonNull<Node>) {
                     }
                     up = next_up;
                 }
-                drop(Box::from_raw(linked));
+                die(ptr, &mut panic);
+            } else if parent == NO_PARENT {
+                die(ptr, &mut panic);
             } else {
                 let parent = NonNull::new_unchecked(parent.cast_mut());
                 leave(parent, LinkPtr::new(sib_of(ptr), KIND_CHILD));
-                drop(Box::from_raw(ptr.as_ptr()));
+                die(ptr, &mut panic);
                 if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
                     fence(Ordering::Acquire);
                     next = Some(parent);
                 }
             }
+        }
+    }
+    if let Some(payload) = panic {
+        crate::sync::resume(payload);
+    }
+}
+
+/// The last step of a node's death, once it left its parents' lists: with no weak reference
+/// left (the common case, one load) it is freed at once; otherwise its weak waiters are woken
+/// and the strong references' weak reference is given up.
+///
+/// # Safety
+/// The strong count of `node` is zero and the node left its parents' lists.
+unsafe fn die(node: NonNull<Node>, panic: &mut Option<Payload>) {
+    // SAFETY: the weak reference of the strong ones keeps the memory alive.
+    let this = unsafe { node.as_ref() };
+    // Acquire: synchronises with the drop of the last other weak reference. With the count at
+    // one, none can appear: a weak reference is made from a strong one or another weak one.
+    if this.weak.load(Ordering::Acquire) == 1 {
+        // SAFETY: no reference of either kind is left.
+        unsafe { dealloc(node) };
+        return;
+    }
+    let mut taken = Chain::new();
+    let mut wakers = [const { None }; WAKE_BATCH];
+    loop {
+        let (filled, more) = {
+            let _guard = this.lock.lock();
+            // SAFETY: the lock is held; a dead node's list holds only weak waiters (invariant 4).
+            unsafe { take_signals(this, &mut taken, &mut wakers) }
+        };
+        debug_assert!(
+            taken.is_empty(),
+            "a callback entry holds a strong reference"
+        );
+        wake(&mut wakers[..filled], panic);
+        if !more {
+            break;
+        }
+    }
+    // SAFETY: the strong references' weak reference, given up now.
+    unsafe { release_weak(node) };
+}
+
+/// Drops one weak reference; the last one frees the node's memory.
+///
+/// # Safety
+/// The caller owns one weak reference on `node` and gives it up.
+unsafe fn release_weak(node: NonNull<Node>) {
+    // SAFETY: the caller's weak reference keeps the memory alive until the decrement.
+    if unsafe { node.as_ref() }
+        .weak
+        .fetch_sub(1, Ordering::Release)
+        == 1
+    {
+        fence(Ordering::Acquire);
+        // SAFETY: no reference of either kind is left.
+        unsafe { dealloc(node) };
+    }
+}
+
+/// Frees a dead node's memory, as the type it was allocated as.
+///
+/// # Safety
+/// No strong or weak reference to `node` is left.
+unsafe fn dealloc(node: NonNull<Node>) {
+    // SAFETY: nobody else can reach the node; `parent` says how it was allocated (`any_of`).
+    unsafe {
+        if node.as_ref().parent.get() == LINKED {
+            drop(Box::from_raw(node.as_ptr().cast::<Linked>()));
+        } else {
+            drop(Box::from_raw(node.as_ptr()));
         }
     }
 }
@@ -944,7 +1097,7 @@ fn wake(wakers: &mut [Option<Waker>], _panic: &mut Option<Payload>) {
         }
     }
     let mut rest = Rest(wakers.iter_mut());
-    while let Some(slot) = rest.0.next() {
+    for slot in rest.0.by_ref() {
         if let Some(waker) = slot.take() {
             waker.wake();
         }
@@ -953,7 +1106,6 @@ fn wake(wakers: &mut [Option<Waker>], _panic: &mut Option<Payload>) {
 
 /// Remembers `payload` unless an earlier panic is remembered already; a later payload is
 /// dropped so that its own `Drop` cannot escape either.
-#[cfg_attr(not(feature = "std"), allow(clippy::needless_pass_by_ref_mut))]
 fn keep_first(panic: &mut Option<Payload>, payload: Payload) {
     match panic {
         None => *panic = Some(payload),
@@ -1173,10 +1325,28 @@ pub(crate) struct WaitEntry {
     link: Link,
     linked: LockedCell<bool>,
     waker: LockedCell<Option<Waker>>,
-    /// The node the entry is registered on; a counted reference, so that the node outlives the
-    /// entry's membership of its list. Only the owner of the entry touches it.
-    node: Option<NodeRef>,
+    /// The node the entry is registered on; a counted reference, so that the node (or, for a
+    /// weak waiter, its memory) outlives the entry's membership of its list. Only the owner of
+    /// the entry touches it.
+    node: Option<Anchor>,
     _pinned: PhantomPinned,
+}
+
+/// What keeps the node of a registered [`WaitEntry`] in memory.
+enum Anchor {
+    /// A `cancelled()` waiter.
+    Strong(NodeRef),
+    /// A `released()` waiter, which must not keep the node alive.
+    Weak(WeakNodeRef),
+}
+
+impl Anchor {
+    fn node(&self) -> &Node {
+        match self {
+            Anchor::Strong(node) => node.node(),
+            Anchor::Weak(weak) => weak.node(),
+        }
+    }
 }
 
 // SAFETY: `link`, `linked` and `waker` are only touched under the registered node's lock (or by
@@ -1204,11 +1374,33 @@ impl WaitEntry {
         node: &NodeRef,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
+        self.poll_entry(node.node(), || Anchor::Strong(node.clone()), cx)
+    }
+
+    /// Ready once the node is cancelled or dead (its last strong handle dropped); otherwise
+    /// makes sure `cx`'s waker will be woken then. The entry holds only a weak reference.
+    pub(crate) fn poll_released(
+        self: Pin<&mut Self>,
+        weak: &WeakNodeRef,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        if weak.node().is_dead() {
+            return Poll::Ready(());
+        }
+        self.poll_entry(weak.node(), || Anchor::Weak(weak.clone()), cx)
+    }
+
+    fn poll_entry(
+        self: Pin<&mut Self>,
+        target: &Node,
+        anchor: impl FnOnce() -> Anchor,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         // SAFETY: nothing is moved out of the entry; its address is what the list links to, and
         // `Drop` unlinks it before the memory can go away.
         let this = unsafe { self.get_unchecked_mut() };
         let Some(registered) = &this.node else {
-            return this.register(node, cx);
+            return this.register(target, anchor, cx);
         };
         let target = registered.node();
         let linked = {
@@ -1260,8 +1452,12 @@ impl WaitEntry {
         LinkPtr::new(ptr::from_ref(self).cast::<Link>(), KIND_WAITER)
     }
 
-    fn register(&mut self, node: &NodeRef, cx: &mut Context<'_>) -> Poll<()> {
-        let target = node.node();
+    fn register(
+        &mut self,
+        target: &Node,
+        anchor: impl FnOnce() -> Anchor,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         if target.is_cancelled() {
             return Poll::Ready(());
         }
@@ -1275,7 +1471,10 @@ impl WaitEntry {
                 self.linked.set(true);
                 let previous = self.waker.replace(Some(waker));
                 debug_assert!(previous.is_none());
-                match target.commit(entry) {
+                // A dead node is seen dead under its lock once its death has taken the lock
+                // to wake weak waiters (invariant 12); a strong waiter's node is never dead.
+                let dead = target.refs.load(Ordering::Relaxed) == 0;
+                match if dead { Err(0) } else { target.commit(entry) } {
                     Ok(()) => None,
                     Err(_) => {
                         self.linked.set(false);
@@ -1285,10 +1484,10 @@ impl WaitEntry {
             }
         };
         match refused {
-            // Cancelled meanwhile; the unused waker is dropped here, after the lock.
+            // Cancelled (or dead) meanwhile; the unused waker is dropped here, after the lock.
             Some(_waker) => Poll::Ready(()),
             None => {
-                self.node = Some(node.clone());
+                self.node = Some(anchor());
                 Poll::Pending
             }
         }

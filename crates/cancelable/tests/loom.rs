@@ -342,3 +342,47 @@ fn dropping_a_callback_handle_vs_a_walk_of_the_parent() {
         );
     });
 }
+
+#[test]
+fn released_vs_drop_of_the_last_handle_has_no_lost_wakeup() {
+    model(|| {
+        let token = CancellationToken::new();
+        let weak = token.downgrade();
+        let watcher = thread::spawn(move || loom::future::block_on(weak.released()));
+        drop(token);
+        watcher.join().unwrap();
+    });
+}
+
+#[test]
+fn upgrade_vs_drop_of_the_last_handle() {
+    // `upgrade` either gets a live token (which then cancels normally) or nothing; the node is
+    // freed once, by whichever of the handles goes last.
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let weak = child.downgrade();
+        let upgrader =
+            thread::spawn(move || weak.upgrade().map(|t| t.cancel_with(CancelKind::Timeout)));
+        drop(child);
+        let cancelled = upgrader.join().unwrap();
+        assert!(cancelled.is_none() || cancelled == Some(true));
+        assert!(!root.is_cancelled());
+    });
+}
+
+#[test]
+fn released_vs_cancel_of_the_parent() {
+    model(|| {
+        let root = CancellationToken::new();
+        let child = root.child_token();
+        let weak = child.downgrade();
+        let watcher = thread::spawn(move || {
+            loom::future::block_on(weak.released());
+            weak.is_cancelled() || weak.upgrade().is_none()
+        });
+        root.cancel();
+        assert!(watcher.join().unwrap());
+        drop(child);
+    });
+}

@@ -198,3 +198,23 @@ fn closure_that_panics_when_dropped_by_unregister_frees_its_entry() {
     assert_eq!(bytes, 0, "the callback entry leaked {bytes} bytes");
     assert!(token.on_cancel(|_| {}).unregister(), "the list is intact");
 }
+
+#[test]
+fn watched_children_dropped_uncancelled_leave_nothing_behind() {
+    // The shape of `cancel_after` on request tokens: each child is watched by a weak handle and
+    // a pending `released()` future; dropping the child releases the watcher, and dropping the
+    // watcher frees the node.
+    let parent = CancellationToken::new();
+    let mut cx = Context::from_waker(Waker::noop());
+    let ((), bytes, _) = measure(|| {
+        for _ in 0..100_000 {
+            let child = parent.child_token();
+            let weak = child.downgrade();
+            let mut released = Box::pin(weak.released());
+            assert!(released.as_mut().poll(&mut cx).is_pending());
+            drop(child);
+            assert!(released.as_mut().poll(&mut cx).is_ready());
+        }
+    });
+    assert_eq!(bytes, 0, "watched child churn left {bytes} bytes behind");
+}
