@@ -261,20 +261,25 @@ async function main() {
     if (!/\d/.test(j.duration)) throw new Error(`no duration shown for the completed job: ${JSON.stringify(j.duration)}`);
   });
 
-  await step("a request appears live and vanishes when its client disconnects", async () => {
-    const req = http.get(`${base}/process?steps=400&step_ms=50`);
+  // A client of ROUTE appears on the page as a live KIND, and vanishes once the client leaves.
+  async function liveWhileConnected(route, kind) {
+    const req = http.get(base + route, (res) => res.resume());
     req.on("error", () => {});   // destroyed on purpose below
     try {
-      await until("a live request on the page", async () => {
-        const n = await page.$$eval('#live [data-op-kind="request"]', (l) => l.length);
-        return { ok: n > 0, seen: n };
+      await until(`a live ${kind} on the page while GET ${route} is open`, async () => {
+        const n = await page.$$eval(`#live [data-op-kind="${kind}"]`, (l) => l.length);
+        return { ok: n > 0, seen: `${n} live ${kind}(s) shown` };
       });
     } finally { req.destroy(); }
-    await until("the live request to vanish after the client left", async () => {
-      const n = await page.$$eval('#live [data-op-kind="request"]', (l) => l.length);
-      return { ok: n === 0, seen: n };
+    await until(`the live ${kind} to vanish after the client of GET ${route} left`, async () => {
+      const n = await page.$$eval(`#live [data-op-kind="${kind}"]`, (l) => l.length);
+      return { ok: n === 0, seen: `${n} live ${kind}(s) shown` };
     });
-  });
+  }
+  await step("a request appears live and vanishes when its client disconnects",
+    () => liveWhileConnected("/process?steps=400&step_ms=50", "request"));
+  await step("a stream (SSE) appears live and vanishes when its client disconnects",
+    () => liveWhileConnected("/events?interval_ms=100", "stream"));
 
   await step("a server error is shown on the page (POST /jobs answered 429)", async () => {
     // The server's own limit depends on its configuration; a routed answer makes the step exact.
