@@ -193,6 +193,55 @@ impl Drop for LockGuard<'_> {
     }
 }
 
+/// A mutex around a small record (an operation's status, progress and times): a `parking_lot`
+/// mutex with `std`; without it the node lock above (a spin lock, or a critical section with the
+/// `critical-section` feature), so operations work on bare-metal targets too. It is held for a
+/// few field writes, never around user code.
+#[cfg(feature = "std")]
+pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+#[cfg(feature = "std")]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(parking_lot::Mutex::new(value))
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.0.lock())
+    }
+}
+
+#[cfg(not(feature = "std"))]
+pub(crate) struct Mutex<T> {
+    lock: RawLock,
+    value: core::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, which holds the lock, so at most one thread
+// touches it at a time; moving the mutex moves the value, hence `T: Send` for both.
+#[cfg(not(feature = "std"))]
+unsafe impl<T: Send> Sync for Mutex<T> {}
+// SAFETY: as above, the mutex owns the value.
+#[cfg(not(feature = "std"))]
+unsafe impl<T: Send> Send for Mutex<T> {}
+
+#[cfg(not(feature = "std"))]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            lock: RawLock::new(),
+            value: core::cell::UnsafeCell::new(value),
+        }
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let _guard = self.lock.lock();
+        // SAFETY: `_guard` holds the lock until the end of this block, and `with` is the only
+        // path to the value, so this is the only reference to it.
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
 #[cfg(all(not(loom), any(not(feature = "std"), feature = "critical-section")))]
 mod spin {
     #[cfg(not(feature = "portable-atomic"))]

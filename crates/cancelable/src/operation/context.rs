@@ -15,10 +15,10 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::token::CancellationToken;
 
-use super::lock::Mutex;
 use super::progress::{Progress, ProgressStream};
 use super::shield::Shield;
 use super::status::{OperationId, OperationSnapshot, OperationStatus};
+use crate::sync::Mutex;
 
 pub(crate) type ProgressFn = Box<dyn Fn(&OperationId, &Progress) + Send + Sync>;
 pub(crate) type StatusFn = Box<dyn Fn(&OperationSnapshot) + Send + Sync>;

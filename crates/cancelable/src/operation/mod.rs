@@ -73,7 +73,6 @@ use crate::token::CancellationToken;
 mod context;
 #[cfg(feature = "std")]
 mod current;
-mod lock;
 mod progress;
 mod run;
 mod shield;
