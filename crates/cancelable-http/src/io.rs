@@ -1,0 +1,239 @@
+//! The glue between hyper's runtime traits and smol's: [`FuturesIo`] lets hyper drive a
+//! futures-io stream (smol's `TcpStream`), [`HyperIo`] lets futures-io code (async-tungstenite)
+//! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), and [`SmolTimer`]
+//! gives hyper async-io's timers (for the header read timeout).
+//!
+//! Written here rather than taken from smol-hyper: it is one page, the crate is
+//! `#![forbid(unsafe_code)]` (smol-hyper fills hyper's read buffer with `unsafe`; we copy through a
+//! small per-connection scratch buffer instead, a `memcpy` of bytes that just came off a
+//! syscall), and smol-hyper has had no release since 2023.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+
+/// How much [`FuturesIo`] reads per call at most (hyper's own read buffer starts at 8 KiB).
+const SCRATCH: usize = 8 * 1024;
+
+/// A futures-io stream (`AsyncRead + AsyncWrite`, e.g. `smol::net::TcpStream`) as a hyper
+/// [`Read`](hyper::rt::Read) + [`Write`](hyper::rt::Write) transport.
+///
+/// ```
+/// use cancelable_http::io::FuturesIo;
+///
+/// smol::block_on(async {
+///     let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let client = smol::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+///     let io = FuturesIo::new(client); // ready for hyper::server::conn::http1::Builder::serve_connection
+///     let _tcp: &smol::net::TcpStream = io.get_ref();
+/// });
+/// ```
+#[derive(Debug)]
+pub struct FuturesIo<T> {
+    inner: T,
+    /// Allocated on the first read: hyper's cursor can only be filled safely by copying.
+    scratch: Vec<u8>,
+}
+
+impl<T> FuturesIo<T> {
+    /// Wraps `inner`.
+    ///
+    /// ```
+    /// let io = cancelable_http::io::FuturesIo::new(futures_lite::io::Cursor::new(vec![1u8]));
+    /// assert_eq!(io.into_inner().into_inner(), [1]);
+    /// ```
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The wrapped stream.
+    ///
+    /// ```
+    /// let io = cancelable_http::io::FuturesIo::new(futures_lite::io::Cursor::new([7u8]));
+    /// assert_eq!(io.get_ref().get_ref(), &[7]);
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Unwraps the stream.
+    ///
+    /// ```
+    /// let io = cancelable_http::io::FuturesIo::new(5u8);
+    /// assert_eq!(io.into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin> hyper::rt::Read for FuturesIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.scratch.is_empty() {
+            this.scratch = vec![0; SCRATCH];
+        }
+        let want = buf.remaining().min(this.scratch.len());
+        let n = ready!(Pin::new(&mut this.inner).poll_read(cx, &mut this.scratch[..want]))?;
+        buf.put_slice(&this.scratch[..n]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> hyper::rt::Write for FuturesIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_close(cx)
+    }
+}
+
+/// A hyper transport (`hyper::rt::Read + Write`, e.g. an upgraded connection) as a futures-io
+/// `AsyncRead + AsyncWrite` stream, for libraries such as async-tungstenite.
+///
+/// ```
+/// use cancelable_http::io::{FuturesIo, HyperIo};
+/// use futures_lite::AsyncReadExt;
+///
+/// smol::block_on(async {
+///     // Round trip: futures-io -> hyper -> futures-io.
+///     let mut io = HyperIo::new(FuturesIo::new(futures_lite::io::Cursor::new(b"hello".to_vec())));
+///     let mut text = String::new();
+///     io.read_to_string(&mut text).await.unwrap();
+///     assert_eq!(text, "hello");
+/// });
+/// ```
+#[derive(Debug)]
+pub struct HyperIo<T> {
+    inner: T,
+}
+
+impl<T> HyperIo<T> {
+    /// Wraps `inner`.
+    ///
+    /// ```
+    /// let io = cancelable_http::io::HyperIo::new(3u8);
+    /// assert_eq!(io.into_inner(), 3);
+    /// ```
+    pub fn new(inner: T) -> Self {
+        Self { inner }
+    }
+
+    /// Unwraps the transport.
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::io::HyperIo::new('x').into_inner(), 'x');
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> AsyncRead for HyperIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut read = hyper::rt::ReadBuf::new(buf);
+        ready!(Pin::new(&mut self.get_mut().inner).poll_read(cx, read.unfilled()))?;
+        Poll::Ready(Ok(read.filled().len()))
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> AsyncWrite for HyperIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// async-io's timers (the ones smol uses) as hyper's [`Timer`](hyper::rt::Timer), so hyper's
+/// header read timeout works without tokio.
+///
+/// ```
+/// use std::time::Duration;
+/// use hyper::rt::Timer as _;
+///
+/// smol::block_on(cancelable_http::io::SmolTimer.sleep(Duration::from_millis(1)));
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmolTimer;
+
+impl hyper::rt::Timer for SmolTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(SmolSleep(smol::Timer::after(duration)))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(SmolSleep(smol::Timer::at(deadline)))
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        match sleep.as_mut().downcast_mut_pin::<SmolSleep>() {
+            Some(mut ours) => ours.0.set_at(new_deadline),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+}
+
+/// One of [`SmolTimer`]'s sleeps.
+struct SmolSleep(smol::Timer);
+
+impl Future for SmolSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
+impl hyper::rt::Sleep for SmolSleep {}

@@ -1,0 +1,362 @@
+//! [`Router`]: paths (matched by `matchit`, `{name}` segments) and methods to handlers, with
+//! per-route timeouts and tracking, and JSON errors for what matches nothing (`404`, `405`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cancelable::Operation;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue};
+use hyper::service::Service;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::request::RequestContext;
+use crate::response::{Body, HttpError};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler<S> =
+    Arc<dyn Fn(Request<Incoming>, S) -> BoxFuture<Result<Response<Body>, HttpError>> + Send + Sync>;
+
+/// What a handler returns: a response, or an error sent as `{"error": "..."}`.
+pub type HandlerResult = Result<Response<Body>, HttpError>;
+
+/// One route: a method, a path and a handler `async fn(Request<Incoming>, S) -> HandlerResult`
+/// (`S` is the router's state), with options.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable_http::{HandlerResult, Route, json};
+/// use hyper::{Method, Request, StatusCode, body::Incoming};
+///
+/// async fn slow(_req: Request<Incoming>, _state: ()) -> HandlerResult {
+///     Ok(json(StatusCode::OK, &serde_json::json!({"status": "completed"})))
+/// }
+/// let route = Route::new(Method::GET, "/slow", slow).timeout(Duration::from_secs(2)).tracked();
+/// # let _ = route;
+/// ```
+pub struct Route<S> {
+    method: Method,
+    path: String,
+    handler: Handler<S>,
+    timeout: Option<Duration>,
+    tracked: bool,
+}
+
+impl<S> std::fmt::Debug for Route<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("timeout", &self.timeout)
+            .field("tracked", &self.tracked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    /// A route for `method` and `path` (`/jobs/{id}` captures a segment; read it with
+    /// [`path_param`]).
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Route};
+    /// # async fn get_job(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let route = Route::new(hyper::Method::GET, "/jobs/{id}", get_job);
+    /// # let _ = route;
+    /// ```
+    pub fn new<H, Fut>(method: Method, path: impl Into<String>, handler: H) -> Self
+    where
+        H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        Self {
+            method,
+            path: path.into(),
+            handler: Arc::new(move |req, state| Box::pin(handler(req, state))),
+            timeout: None,
+            tracked: false,
+        }
+    }
+
+    /// Cancels each request of this route with `Timeout` after `limit`: the handler is
+    /// dropped and the client gets `504 {"error":"timeout"}`.
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Route};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let route = Route::new(hyper::Method::GET, "/", h).timeout(std::time::Duration::from_secs(30));
+    /// # let _ = route;
+    /// ```
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Runs each request of this route as an [`Operation`] (metadata `kind=request`, named
+    /// `"GET /path"`) registered with the server, so it is listed by
+    /// [`Server::operations`](crate::Server::operations) with its status, progress and reason,
+    /// and [`cancelable::current()`] works inside the handler (report progress with
+    /// `current().unwrap().report_progress(..)`).
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Route};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let route = Route::new(hyper::Method::GET, "/process", h).tracked();
+    /// # let _ = route;
+    /// ```
+    pub fn tracked(mut self) -> Self {
+        self.tracked = true;
+        self
+    }
+}
+
+/// The path parameters a route captured (`{id}`), in the request's extensions.
+#[derive(Clone, Debug, Default)]
+struct PathParams(Vec<(String, String)>);
+
+/// The value of path parameter `name` of the route that matched `req`.
+///
+/// ```
+/// let req = hyper::Request::new(());
+/// assert_eq!(cancelable_http::path_param(&req, "id"), None);
+/// ```
+pub fn path_param<'r, B>(req: &'r Request<B>, name: &str) -> Option<&'r str> {
+    let params = req.extensions().get::<PathParams>()?;
+    params
+        .0
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+struct Methods<S> {
+    routes: Vec<Route<S>>,
+    allow: HeaderValue,
+}
+
+/// Routes requests to handlers by path and method; a hyper `Service`. Unknown paths get
+/// `404 {"error":"not found"}`, known paths with another method `405 {"error":"method not
+/// allowed"}` with an `Allow` header. `S` is state handed to every handler (cloned per
+/// request): put your `Jobs`, `Server` handles and such in it.
+///
+/// ```
+/// use cancelable_http::{HandlerResult, Router, json};
+/// use hyper::{Request, StatusCode, body::Incoming};
+///
+/// async fn health(_req: Request<Incoming>, _state: ()) -> HandlerResult {
+///     Ok(json(StatusCode::OK, &serde_json::json!({"status": "healthy"})))
+/// }
+/// let router = Router::new(()).get("/health", health);
+/// # let _ = router;
+/// ```
+pub struct Router<S> {
+    state: S,
+    matcher: matchit::Router<usize>,
+    paths: HashMap<String, usize>,
+    methods: Vec<Methods<S>>,
+}
+
+impl<S> std::fmt::Debug for Router<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("paths", &self.paths.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Router<S> {
+    /// An empty router whose handlers get a clone of `state`.
+    ///
+    /// ```
+    /// let router = cancelable_http::Router::new(());
+    /// # let _ = router;
+    /// ```
+    pub fn new(state: S) -> Self {
+        Self {
+            state,
+            matcher: matchit::Router::new(),
+            paths: HashMap::new(),
+            methods: Vec::new(),
+        }
+    }
+
+    /// Adds `route`.
+    ///
+    /// # Panics
+    ///
+    /// If the path is not a valid `matchit` pattern or conflicts with another one (a
+    /// programming error, found at start-up).
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Route, Router};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let router = Router::new(()).route(Route::new(hyper::Method::PUT, "/x", h));
+    /// # let _ = router;
+    /// ```
+    pub fn route(mut self, route: Route<S>) -> Self {
+        let slot = match self.paths.get(&route.path) {
+            Some(&slot) => slot,
+            None => {
+                let slot = self.methods.len();
+                if let Err(e) = self.matcher.insert(route.path.clone(), slot) {
+                    panic!("invalid route {:?}: {e}", route.path);
+                }
+                self.paths.insert(route.path.clone(), slot);
+                self.methods.push(Methods {
+                    routes: Vec::new(),
+                    allow: HeaderValue::from_static(""),
+                });
+                slot
+            }
+        };
+        let methods = &mut self.methods[slot];
+        methods.routes.retain(|r| r.method != route.method);
+        methods.routes.push(route);
+        let allow: Vec<&str> = methods.routes.iter().map(|r| r.method.as_str()).collect();
+        methods.allow =
+            HeaderValue::from_str(&allow.join(", ")).unwrap_or(HeaderValue::from_static(""));
+        self
+    }
+
+    /// Adds a `GET` route.
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Router};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let router = Router::new(()).get("/", h);
+    /// # let _ = router;
+    /// ```
+    pub fn get<H, Fut>(self, path: &str, handler: H) -> Self
+    where
+        H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.route(Route::new(Method::GET, path, handler))
+    }
+
+    /// Adds a `POST` route.
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Router};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let router = Router::new(()).post("/jobs", h);
+    /// # let _ = router;
+    /// ```
+    pub fn post<H, Fut>(self, path: &str, handler: H) -> Self
+    where
+        H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.route(Route::new(Method::POST, path, handler))
+    }
+
+    /// Adds a `DELETE` route.
+    ///
+    /// ```
+    /// # use cancelable_http::{HandlerResult, Router};
+    /// # async fn h(_r: hyper::Request<hyper::body::Incoming>, _s: ()) -> HandlerResult { unimplemented!() }
+    /// let router = Router::new(()).delete("/jobs/{id}", h);
+    /// # let _ = router;
+    /// ```
+    pub fn delete<H, Fut>(self, path: &str, handler: H) -> Self
+    where
+        H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.route(Route::new(Method::DELETE, path, handler))
+    }
+
+    /// Freezes the router into a cheaply cloned hyper service.
+    ///
+    /// ```
+    /// let service = cancelable_http::Router::new(()).into_service();
+    /// let _copy = service.clone();
+    /// ```
+    pub fn into_service(self) -> RouterService<S> {
+        RouterService {
+            inner: Arc::new(self),
+        }
+    }
+
+    fn dispatch(&self, mut req: Request<Incoming>) -> BoxFuture<Response<Body>> {
+        let (slot, params) = match self.matcher.at(req.uri().path()) {
+            Ok(found) => {
+                let params: Vec<(String, String)> = found
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                (*found.value, params)
+            }
+            Err(_) => return ready(HttpError::not_found("not found").into_response()),
+        };
+        let methods = &self.methods[slot];
+        let Some(route) = methods.routes.iter().find(|r| r.method == req.method()) else {
+            let mut response = HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                .into_response();
+            response.headers_mut().insert(ALLOW, methods.allow.clone());
+            return ready(response);
+        };
+        if !params.is_empty() {
+            req.extensions_mut().insert(PathParams(params));
+        }
+        let cx = RequestContext::of(&req).cloned();
+        if let (Some(limit), Some(cx)) = (route.timeout, &cx) {
+            cx.timeout(limit);
+        }
+        let fut = (route.handler)(req, self.state.clone());
+        match (route.tracked, cx) {
+            (true, Some(cx)) => {
+                let op = Operation::new(format!("{} {}", route.method, route.path))
+                    .parent(cx.token())
+                    .metadata("kind", "request")
+                    .register(&cx.state().requests)
+                    .run(|_| async move { Ok(fut.await) });
+                Box::pin(async move {
+                    match op.await {
+                        Ok(result) => result.unwrap_or_else(HttpError::into_response),
+                        Err(cancelled) => HttpError::from(cancelled).into_response(),
+                    }
+                })
+            }
+            _ => Box::pin(async move { fut.await.unwrap_or_else(HttpError::into_response) }),
+        }
+    }
+}
+
+fn ready(response: Response<Body>) -> BoxFuture<Response<Body>> {
+    Box::pin(std::future::ready(response))
+}
+
+/// A frozen [`Router`] as a hyper service (`Clone` shares it).
+pub struct RouterService<S> {
+    inner: Arc<Router<S>>,
+}
+
+impl<S> Clone for RouterService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for RouterService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Service<Request<Incoming>> for RouterService<S> {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let fut = self.inner.dispatch(req);
+        Box::pin(async move { Ok(fut.await) })
+    }
+}

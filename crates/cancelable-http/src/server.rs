@@ -1,0 +1,599 @@
+//! The smol server runner: [`Server`] binds, accepts, serves HTTP/1.1 with hyper through the
+//! [request layer](crate::request), enforces the limits of [`ServerConfig`] and shuts down
+//! gracefully.
+//!
+//! Shutdown, when the token given to [`Server::serve`] is cancelled (by a signal, a test, an
+//! admin route):
+//! 1. the accept loop stops: no new connections;
+//! 2. the server token is cancelled with `Shutdown`, so every request token, job and stream
+//!    (all its descendants) is; each connection is told to finish (hyper's graceful shutdown:
+//!    idle keep-alive connections close at once, busy ones after their response);
+//! 3. the runner waits through the [`TaskTracker`] of every connection, job and stream for at
+//!    most the grace period (`cancelable_smol::shutdown`), then returns its [`ShutdownReport`].
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::task::Poll;
+use std::time::Duration;
+
+use cancelable::{
+    CancelReason, CancellationToken, OperationFilter, OperationSnapshot, Registry, TaskTracker,
+};
+use cancelable_smol::ShutdownReport;
+use futures_lite::FutureExt as _;
+use hyper::body::{Body as HttpBody, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::Service;
+use hyper::{Request, Response};
+use smol::net::{TcpListener, TcpStream};
+
+use crate::io::{FuturesIo, SmolTimer};
+use crate::request::{RequestContext, RequestService};
+use crate::response::BoxError;
+
+pub(crate) const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+
+/// Limits and timings of a [`Server`]. Every field has a default (shown below); the builder
+/// methods change one each.
+///
+/// ```
+/// use std::time::Duration;
+/// use cancelable_http::ServerConfig;
+///
+/// let config = ServerConfig::default()
+///     .max_connections(10_000)
+///     .header_read_timeout(Duration::from_secs(5))
+///     .max_body_size(64 * 1024)
+///     .grace(Duration::from_secs(3));
+/// assert_eq!(config.max_body_size, 64 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Connections served at once (1,024). At the limit the server stops accepting until one
+    /// closes; new clients wait in the kernel's listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open (10 s); then hyper closes the connection.
+    pub header_read_timeout: Duration,
+    /// The largest request body accepted, in bytes (1 MiB): a larger `content-length` gets
+    /// `413` before the handler runs, and [`read_body`](crate::read_body) stops reading there.
+    pub max_body_size: u64,
+    /// How long shutdown waits for requests, jobs and streams to stop (10 s).
+    pub grace: Duration,
+    /// Finished tracked requests and streams kept for [`Server::operations`] (100 each).
+    pub request_history: usize,
+    /// Finished jobs kept for [`Jobs::list`](crate::Jobs::list) and `get` (100).
+    pub job_history: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_body_size: DEFAULT_MAX_BODY,
+            grace: Duration::from_secs(10),
+            request_history: 100,
+            job_history: 100,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`max_connections`](ServerConfig::max_connections) (at least 1).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().max_connections(0).max_connections, 1);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`header_read_timeout`](ServerConfig::header_read_timeout).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().header_read_timeout(Duration::from_secs(1));
+    /// assert_eq!(c.header_read_timeout, Duration::from_secs(1));
+    /// ```
+    pub fn header_read_timeout(mut self, limit: Duration) -> Self {
+        self.header_read_timeout = limit;
+        self
+    }
+
+    /// Sets [`max_body_size`](ServerConfig::max_body_size).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().max_body_size(10).max_body_size, 10);
+    /// ```
+    pub fn max_body_size(mut self, bytes: u64) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// Sets [`grace`](ServerConfig::grace).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(cancelable_http::ServerConfig::default().grace(Duration::ZERO).grace, Duration::ZERO);
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Sets [`request_history`](ServerConfig::request_history).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().request_history(5).request_history, 5);
+    /// ```
+    pub fn request_history(mut self, n: usize) -> Self {
+        self.request_history = n;
+        self
+    }
+
+    /// Sets [`job_history`](ServerConfig::job_history).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().job_history(5).job_history, 5);
+    /// ```
+    pub fn job_history(mut self, n: usize) -> Self {
+        self.job_history = n;
+        self
+    }
+}
+
+/// Live counters, updated with relaxed atomics on the request path.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) active_requests: AtomicUsize,
+    pub(crate) cancelled_requests: AtomicU64,
+    pub(crate) completed_requests: AtomicU64,
+    pub(crate) active_jobs: AtomicUsize,
+    pub(crate) active_streams: AtomicUsize,
+    pub(crate) connections: AtomicUsize,
+}
+
+/// What every request, job and stream of one server shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) stats: Counters,
+    pub(crate) config: ServerConfig,
+    pub(crate) requests: Registry,
+    pub(crate) streams: Registry,
+    pub(crate) jobs: Registry,
+}
+
+/// The counters of `GET /stats` (SPEC §5), serialised with exactly these field names.
+///
+/// ```
+/// use cancelable_http::{Server, ServerConfig};
+/// let stats = Server::new(ServerConfig::default()).stats();
+/// let json = serde_json::to_value(stats).unwrap();
+/// assert_eq!(json["active_requests"], 0);
+/// assert_eq!(json.as_object().unwrap().len(), 5);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Requests whose handler is running.
+    pub active_requests: usize,
+    /// Requests cancelled before their handler answered (client gone, timeout, shutdown).
+    pub cancelled_requests: u64,
+    /// Jobs pending or running.
+    pub active_jobs: usize,
+    /// SSE and WebSocket streams open.
+    pub active_streams: usize,
+    /// Requests answered normally (including refusals such as `413`).
+    pub completed_requests: u64,
+}
+
+/// An operation as the dashboard lists it (`GET /operations`).
+///
+/// ```
+/// use cancelable_http::{Server, ServerConfig};
+/// assert!(Server::new(ServerConfig::default()).operations(50).is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct OperationInfo {
+    /// The operation's id (a job's is its 128-bit random id).
+    pub id: String,
+    /// Its name (`GET /process`, `job`, ...).
+    pub name: String,
+    /// `job`, `request` or `stream`.
+    pub kind: String,
+    /// `pending`, `running`, `completed`, `cancelled` or `failed`.
+    pub status: &'static str,
+    /// The last progress reported.
+    pub progress: ProgressInfo,
+    /// Why it was cancelled (`disconnected`, `timeout`, `manual`, `shutdown`, ...).
+    pub reason: Option<&'static str>,
+    /// How long it ran, or has been running so far.
+    pub duration_ms: u64,
+}
+
+/// `{"done": n, "total": n | null}`.
+///
+/// ```
+/// let p = cancelable_http::ProgressInfo { done: 1, total: Some(4) };
+/// assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"done":1,"total":4}"#);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgressInfo {
+    /// Units done.
+    pub done: u64,
+    /// Units in all, when known.
+    pub total: Option<u64>,
+}
+
+impl ProgressInfo {
+    pub(crate) fn of(snapshot: &OperationSnapshot) -> Self {
+        snapshot
+            .progress
+            .as_ref()
+            .map(|p| ProgressInfo {
+                done: p.done,
+                total: p.total,
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl OperationInfo {
+    fn of(snapshot: &OperationSnapshot) -> Self {
+        OperationInfo {
+            id: snapshot.id.as_str().to_owned(),
+            name: snapshot.name.clone(),
+            kind: snapshot
+                .metadata
+                .get("kind")
+                .cloned()
+                .unwrap_or_else(|| "request".to_owned()),
+            status: snapshot.status.as_str(),
+            progress: ProgressInfo::of(snapshot),
+            reason: snapshot.reason.as_ref().map(|r| r.kind().as_str()),
+            duration_ms: snapshot
+                .duration
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// A server: its token (parent of every request, job and stream token), its task tracker, its
+/// counters and registries, and the runner [`serve`](Server::serve). `Clone` shares it.
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use cancelable::CancellationToken;
+/// use cancelable_http::{Server, ServerConfig};
+///
+/// smol::block_on(async {
+///     let server = Server::new(ServerConfig::default());
+///     let listener = smol::net::TcpListener::bind("127.0.0.1:8080").await?;
+///     let stop = CancellationToken::new();
+///     cancelable_smol::cancel_on_signals(&stop, [])?; // SIGINT, SIGTERM
+///     let service = hyper::service::service_fn(|_req| async {
+///         Ok::<_, Infallible>(hyper::Response::new(cancelable_http::full("hi")))
+///     });
+///     let report = server.serve(listener, service, &stop).await;
+///     println!("{report}");
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Server {
+    state: Arc<State>,
+}
+
+impl Server {
+    /// A server with `config`, not serving yet (see [`serve`](Server::serve); the
+    /// [`layer`](Server::layer) works without it, with any executor).
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(cancelable_http::ServerConfig::default());
+    /// assert!(!server.token().is_cancelled());
+    /// ```
+    pub fn new(config: ServerConfig) -> Self {
+        let state = State {
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            stats: Counters::default(),
+            requests: Registry::with_history(config.request_history),
+            streams: Registry::with_history(config.request_history),
+            jobs: Registry::with_history(config.job_history),
+            config,
+        };
+        Self {
+            state: Arc::new(state),
+        }
+    }
+
+    pub(crate) fn from_state(state: Arc<State>) -> Self {
+        Self { state }
+    }
+
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The server token: every request, job and stream token descends from it. Cancelling it
+    /// (with `Shutdown`, say) cancels them all; [`serve`](Server::serve) then stops too.
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// let child = server.token().child_token();
+    /// server.token().cancel_with(cancelable::CancelKind::Shutdown);
+    /// assert!(child.is_cancelled());
+    /// ```
+    pub fn token(&self) -> &CancellationToken {
+        &self.state.token
+    }
+
+    /// The tracker that shutdown waits for: connections, jobs and streams are tracked in it.
+    /// Track your own background work here to have shutdown wait for it too.
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// let _work = server.tracker().token();
+    /// assert_eq!(server.tracker().len(), 1);
+    /// ```
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.state.tracker
+    }
+
+    /// The configuration.
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// assert_eq!(server.config().max_connections, 1024);
+    /// ```
+    pub fn config(&self) -> &ServerConfig {
+        &self.state.config
+    }
+
+    /// Wraps `service` in the request layer (see [`RequestService`]): use this to run hyper
+    /// yourself, on any executor; [`serve`](Server::serve) does it for you.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// let service = server.layer(hyper::service::service_fn(|_req: hyper::Request<()>| async {
+    ///     Ok::<_, Infallible>(hyper::Response::new(String::new()))
+    /// }));
+    /// # let _ = service;
+    /// ```
+    pub fn layer<S>(&self, service: S) -> RequestService<S> {
+        RequestService::new(service, self.state.clone())
+    }
+
+    /// A [`RequestContext`] not tied to a connection: a fresh child of the server token. For
+    /// calling handlers directly (tests) or running request-like work outside HTTP.
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// let cx = server.context();
+    /// server.token().cancel();
+    /// assert!(cx.token().is_cancelled());
+    /// ```
+    pub fn context(&self) -> RequestContext {
+        RequestContext::new(self.state.token.child_token(), self.state.clone())
+    }
+
+    /// The counters of `GET /stats`.
+    ///
+    /// ```
+    /// let stats = cancelable_http::Server::new(Default::default()).stats();
+    /// assert_eq!((stats.active_requests, stats.active_streams, stats.active_jobs), (0, 0, 0));
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        let c = &self.state.stats;
+        ServerStats {
+            active_requests: c.active_requests.load(Relaxed),
+            cancelled_requests: c.cancelled_requests.load(Relaxed),
+            active_jobs: c.active_jobs.load(Relaxed),
+            active_streams: c.active_streams.load(Relaxed),
+            completed_requests: c.completed_requests.load(Relaxed),
+        }
+    }
+
+    /// [`stats`](Server::stats) as seen from inside request `req`: `req` itself is not counted
+    /// in `active_requests` (a `/stats` handler reports the *other* requests in flight).
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// let req = hyper::Request::new(());
+    /// assert_eq!(server.stats_for(&req).active_requests, 0);
+    /// ```
+    pub fn stats_for<B>(&self, req: &Request<B>) -> ServerStats {
+        let mut stats = self.stats();
+        if RequestContext::of(req).is_some_and(|cx| Arc::ptr_eq(cx.state(), &self.state)) {
+            stats.active_requests = stats.active_requests.saturating_sub(1);
+        }
+        stats
+    }
+
+    /// Open connections right now.
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::Server::new(Default::default()).open_connections(), 0);
+    /// ```
+    pub fn open_connections(&self) -> usize {
+        self.state.stats.connections.load(Relaxed)
+    }
+
+    /// The operations of the dashboard: live tracked requests, streams and jobs (newest
+    /// first), then at most `finished` of the most recently finished ones (newest first).
+    ///
+    /// ```
+    /// let server = cancelable_http::Server::new(Default::default());
+    /// assert_eq!(server.operations(50).len(), 0);
+    /// ```
+    pub fn operations(&self, finished: usize) -> Vec<OperationInfo> {
+        let registries = [&self.state.requests, &self.state.streams, &self.state.jobs];
+        let mut live = Vec::new();
+        let mut done = Vec::new();
+        for registry in registries {
+            for snap in registry.list(&OperationFilter::new()) {
+                if snap.status.is_active() {
+                    live.push(snap);
+                } else {
+                    done.push(snap);
+                }
+            }
+        }
+        live.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        done.sort_by_key(|s| std::cmp::Reverse(s.ended_at));
+        done.truncate(finished);
+        live.iter().chain(&done).map(OperationInfo::of).collect()
+    }
+
+    /// Serves HTTP/1.1 on `listener` with `service` (wrapped in the [layer](Server::layer)),
+    /// one smol task per connection, until `shutdown` (or the server token) is cancelled; then
+    /// shuts down gracefully as described in the [module docs](crate::server) and returns
+    /// the report. Accept errors (e.g. out of file descriptors) are retried after 10 ms.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use cancelable::CancellationToken;
+    /// use cancelable_http::Server;
+    ///
+    /// smol::block_on(async {
+    ///     let server = Server::new(Default::default());
+    ///     let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    ///     let stop = CancellationToken::new();
+    ///     stop.cancel(); // stop at once
+    ///     let service = hyper::service::service_fn(|_req| async {
+    ///         Ok::<_, Infallible>(hyper::Response::new(cancelable_http::full("")))
+    ///     });
+    ///     let report = server.serve(listener, service, &stop).await;
+    ///     assert!(report.stopped_in_time());
+    /// });
+    /// ```
+    pub async fn serve<S, B>(
+        &self,
+        listener: TcpListener,
+        service: S,
+        shutdown: &CancellationToken,
+    ) -> ShutdownReport
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let state = &self.state;
+        let permits = Arc::new(smol::lock::Semaphore::new(state.config.max_connections));
+        let stop = async {
+            futures_lite::future::or(shutdown.cancelled(), state.token.cancelled()).await;
+            None
+        };
+        let mut stop = pin!(stop);
+        loop {
+            let accepted = async {
+                let permit = permits.acquire_arc().await;
+                Some((permit, listener.accept().await))
+            }
+            .or(stop.as_mut())
+            .await;
+            let Some((permit, accepted)) = accepted else {
+                break;
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(_) => {
+                    smol::Timer::after(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let service = self.layer(service.clone());
+            let conn_state = state.clone();
+            let task = state.tracker.track_future(async move {
+                connection(stream, service, &conn_state).await;
+                drop(permit);
+            });
+            smol::spawn(task).detach();
+        }
+        let why = match shutdown.reason() {
+            Some(reason) => format!("server stopping ({reason})"),
+            None => "server stopping".to_owned(),
+        };
+        cancelable_smol::shutdown(
+            &state.token,
+            CancelReason::shutdown().with_message(why),
+            &state.tracker,
+            state.config.grace,
+        )
+        .await
+    }
+}
+
+/// Binds a listener: `Server::serve`'s usual first step, with the address in the error.
+///
+/// ```
+/// smol::block_on(async {
+///     let listener = cancelable_http::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+///     assert_ne!(listener.local_addr().unwrap().port(), 0);
+/// });
+/// ```
+pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves one connection until it closes, switching to hyper's graceful shutdown when the
+/// server token is cancelled.
+async fn connection<S, B>(stream: TcpStream, service: RequestService<S>, state: &State)
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: HttpBody<Data = bytes::Bytes> + 'static,
+    B::Error: Into<BoxError>,
+{
+    state.stats.connections.fetch_add(1, Relaxed);
+    let _open = Open(&state.stats.connections);
+    let _ = stream.set_nodelay(true);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(SmolTimer)
+        .header_read_timeout(state.config.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder
+        .serve_connection(FuturesIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = pin!(conn);
+    let mut stopping = pin!(state.token.cancelled());
+    let mut graceful = false;
+    let _ = std::future::poll_fn(|cx| {
+        if !graceful && stopping.as_mut().poll(cx).is_ready() {
+            graceful = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        match conn.as_mut().poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+}
+
+/// Counts a connection as open while it lives.
+struct Open<'a>(&'a AtomicUsize);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
