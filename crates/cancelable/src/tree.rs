@@ -534,11 +534,10 @@ impl NodeRef {
     pub(crate) unsafe fn unregister(&self, header: NonNull<CallbackHeader>) -> Unregistered {
         // SAFETY: the caller's share keeps the entry alive.
         let claim = unsafe { &header.as_ref().claim };
-        // `LISTED` only changes under the lock, and never comes back: any other value read
-        // here is final enough to act on without the lock.
-        if claim.load(Ordering::Acquire) == LISTED {
+        {
             let node = self.node();
             let _guard = node.lock.lock();
+            // `LISTED` only changes under the lock, and never comes back.
             if claim.load(Ordering::Relaxed) == LISTED {
                 claim.store(REMOVED, Ordering::Relaxed);
                 // SAFETY: the lock is held and the entry is in the list (`LISTED`).
@@ -707,13 +706,13 @@ unsafe fn free(node: NonNull<Node>) {
                     }
                     up = next_up;
                 }
-                die(ptr, &mut panic);
+                die::<Linked>(ptr, &mut panic);
             } else if parent == NO_PARENT {
-                die(ptr, &mut panic);
+                die::<Node>(ptr, &mut panic);
             } else {
                 let parent = NonNull::new_unchecked(parent.cast_mut());
                 leave(parent, LinkPtr::new(sib_of(ptr), KIND_CHILD));
-                die(ptr, &mut panic);
+                die::<Node>(ptr, &mut panic);
                 if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
                     fence(Ordering::Acquire);
                     next = Some(parent);
@@ -727,21 +726,36 @@ unsafe fn free(node: NonNull<Node>) {
 }
 
 /// The last step of a node's death, once it left its parents' lists: with no weak reference
-/// left (the common case, one load) it is freed at once; otherwise its weak waiters are woken
-/// and the strong references' weak reference is given up.
+/// left (the common case, one load) it is freed at once, as the `T` it was allocated as (`Node`,
+/// or `Linked` for an `any_of` node); otherwise [`die_watched`].
 ///
 /// # Safety
-/// The strong count of `node` is zero and the node left its parents' lists.
-unsafe fn die(node: NonNull<Node>, panic: &mut Option<Payload>) {
-    // SAFETY: the weak reference of the strong ones keeps the memory alive.
-    let this = unsafe { node.as_ref() };
+/// The strong count of `node` is zero, the node left its parents' lists, and it was allocated
+/// as a `Box<T>` whose first field is the node.
+#[inline(always)]
+unsafe fn die<T>(node: NonNull<Node>, panic: &mut Option<Payload>) {
     // Acquire: synchronises with the drop of the last other weak reference. With the count at
     // one, none can appear: a weak reference is made from a strong one or another weak one.
-    if this.weak.load(Ordering::Acquire) == 1 {
-        // SAFETY: no reference of either kind is left.
-        unsafe { dealloc(node) };
-        return;
+    // SAFETY: the weak reference of the strong ones keeps the memory alive.
+    if unsafe { node.as_ref() }.weak.load(Ordering::Acquire) == 1 {
+        // SAFETY: no reference of either kind is left; the allocation is a `Box<T>` (caller).
+        drop(unsafe { Box::from_raw(node.as_ptr().cast::<T>()) });
+    } else {
+        // SAFETY: forwarded.
+        unsafe { die_watched(node, panic) }
     }
+}
+
+/// The death of a node that weak references still watch: its weak waiters are woken, and the
+/// strong references' weak reference is given up (the last weak reference frees the memory).
+///
+/// # Safety
+/// As for [`die`].
+#[cold]
+#[inline(never)]
+unsafe fn die_watched(node: NonNull<Node>, panic: &mut Option<Payload>) {
+    // SAFETY: the weak reference of the strong ones keeps the memory alive.
+    let this = unsafe { node.as_ref() };
     let mut taken = Chain::new();
     let mut wakers = [const { None }; WAKE_BATCH];
     loop {
@@ -1048,8 +1062,9 @@ unsafe fn take_signals(
                 if filled == WAKE_BATCH {
                     break true;
                 }
-                // Only the guarded fields are touched: the owner may hold `&mut` to the rest.
-                let entry = cur.link().cast::<WaitEntry>();
+                // Only the header's guarded fields are touched: the owner may hold `&mut` to the
+                // rest, and the header is the same for both kinds of waiter.
+                let entry = cur.link().cast::<WaitHeader>();
                 (*entry).linked.set(false);
                 wakers[filled] = (*entry).waker.replace(None);
                 filled += 1;
@@ -1314,69 +1329,87 @@ impl Drop for Share {
     }
 }
 
-/// A task waiting for a node's cancelation: an entry of the node's list embedded in a pinned
-/// future (or pinned on the stack of a blocking wait), so waiting allocates nothing.
-///
-/// `linked` and `waker` are guarded by the lock of the node in `node`; the walker that takes the
-/// entry out of the list clears `linked` and takes the waker under that lock, then wakes it after
-/// the lock is released.
+/// The part of a waiter that the node's list and its walkers touch, the same for both kinds of
+/// [`WaitEntry`]. `linked` and `waker` are guarded by the lock of the node the entry is
+/// registered on; the walker that takes the entry out of the list clears `linked` and takes the
+/// waker under that lock, then wakes it after the lock is released.
 #[repr(C)]
-pub(crate) struct WaitEntry {
+struct WaitHeader {
     link: Link,
     linked: LockedCell<bool>,
     waker: LockedCell<Option<Waker>>,
-    /// The node the entry is registered on; a counted reference, so that the node (or, for a
-    /// weak waiter, its memory) outlives the entry's membership of its list. Only the owner of
+}
+
+/// A task waiting for a node's cancelation: an entry of the node's list embedded in a pinned
+/// future (or pinned on the stack of a blocking wait), so waiting allocates nothing.
+///
+/// `A` is what keeps the node in memory while the entry is registered: a [`NodeRef`] for
+/// `cancelled()`, a [`WeakNodeRef`] for `released()`, which must not keep the node alive and
+/// also resolves when it dies. It is a type parameter, not a runtime choice, so the common
+/// `cancelled()` path pays nothing for weak waiting.
+#[repr(C)]
+pub(crate) struct WaitEntry<A: Anchor = NodeRef> {
+    header: WaitHeader,
+    /// The node the entry is registered on, as a counted reference, so that the node (or, for
+    /// a weak waiter, its memory) outlives the entry's membership of its list. Only the owner of
     /// the entry touches it.
-    node: Option<Anchor>,
+    node: Option<A>,
     _pinned: PhantomPinned,
 }
 
-/// What keeps the node of a registered [`WaitEntry`] in memory.
-enum Anchor {
-    /// A `cancelled()` waiter.
-    Strong(NodeRef),
-    /// A `released()` waiter, which must not keep the node alive.
-    Weak(WeakNodeRef),
+/// A counted reference that keeps a node in memory: what a [`WaitEntry`] is registered with.
+pub(crate) trait Anchor: Clone {
+    /// Weak waiters also resolve when the node dies (its strong count reaches zero).
+    const WEAK: bool;
+    fn node(&self) -> &Node;
 }
 
-impl Anchor {
+impl Anchor for NodeRef {
+    const WEAK: bool = false;
     fn node(&self) -> &Node {
-        match self {
-            Anchor::Strong(node) => node.node(),
-            Anchor::Weak(weak) => weak.node(),
-        }
+        NodeRef::node(self)
     }
 }
 
-// SAFETY: `link`, `linked` and `waker` are only touched under the registered node's lock (or by
-// the owner while unregistered); `node` only by the owner through `Pin<&mut Self>`.
-unsafe impl Send for WaitEntry {}
-// SAFETY: `&WaitEntry` gives access to nothing without the node's lock.
-unsafe impl Sync for WaitEntry {}
+impl Anchor for WeakNodeRef {
+    const WEAK: bool = true;
+    fn node(&self) -> &Node {
+        WeakNodeRef::node(self)
+    }
+}
 
-impl Default for WaitEntry {
+// SAFETY: the header is only touched under the registered node's lock (or by the owner while
+// unregistered); `node` only by the owner through `Pin<&mut Self>`, and it is `Send`.
+unsafe impl<A: Anchor + Send> Send for WaitEntry<A> {}
+// SAFETY: `&WaitEntry` gives access to nothing without the node's lock.
+unsafe impl<A: Anchor + Sync> Sync for WaitEntry<A> {}
+
+impl<A: Anchor> Default for WaitEntry<A> {
     fn default() -> Self {
         WaitEntry {
-            link: Link::new(),
-            linked: LockedCell::new(false),
-            waker: LockedCell::new(None),
+            header: WaitHeader {
+                link: Link::new(),
+                linked: LockedCell::new(false),
+                waker: LockedCell::new(None),
+            },
             node: None,
             _pinned: PhantomPinned,
         }
     }
 }
 
-impl WaitEntry {
+impl WaitEntry<NodeRef> {
     /// Ready once `node` is cancelled; otherwise makes sure `cx`'s waker will be woken then.
     pub(crate) fn poll_cancelled(
         self: Pin<&mut Self>,
         node: &NodeRef,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        self.poll_entry(node.node(), || Anchor::Strong(node.clone()), cx)
+        self.poll_wait(node, cx)
     }
+}
 
+impl WaitEntry<WeakNodeRef> {
     /// Ready once the node is cancelled or dead (its last strong handle dropped); otherwise
     /// makes sure `cx`'s waker will be woken then. The entry holds only a weak reference.
     pub(crate) fn poll_released(
@@ -1384,33 +1417,33 @@ impl WaitEntry {
         weak: &WeakNodeRef,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        if weak.node().is_dead() {
-            return Poll::Ready(());
-        }
-        self.poll_entry(weak.node(), || Anchor::Weak(weak.clone()), cx)
+        self.poll_wait(weak, cx)
+    }
+}
+
+impl<A: Anchor> WaitEntry<A> {
+    /// Whether a node that a waiter of this kind waits on is done with.
+    fn resolved(target: &Node) -> bool {
+        target.is_cancelled() || (A::WEAK && target.is_dead())
     }
 
-    fn poll_entry(
-        self: Pin<&mut Self>,
-        target: &Node,
-        anchor: impl FnOnce() -> Anchor,
-        cx: &mut Context<'_>,
-    ) -> Poll<()> {
+    fn poll_wait(self: Pin<&mut Self>, anchor: &A, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: nothing is moved out of the entry; its address is what the list links to, and
         // `Drop` unlinks it before the memory can go away.
         let this = unsafe { self.get_unchecked_mut() };
         let Some(registered) = &this.node else {
-            return this.register(target, anchor, cx);
+            return this.register(anchor, cx);
         };
         let target = registered.node();
+        let header = &this.header;
         let linked = {
             let _guard = target.lock.lock();
             // SAFETY: the lock of the node the entry is registered on is held. `will_wake` only
             // compares the two wakers' data and vtable pointers: no user code runs.
             unsafe {
-                let linked = this.linked.get();
+                let linked = header.linked.get();
                 if linked
-                    && this
+                    && header
                         .waker
                         .with(|w| w.as_ref().is_some_and(|w| w.will_wake(cx.waker())))
                 {
@@ -1427,8 +1460,8 @@ impl WaitEntry {
                 let _guard = target.lock.lock();
                 // SAFETY: as above.
                 unsafe {
-                    if this.linked.get() {
-                        (this.waker.replace(Some(fresh)), true)
+                    if header.linked.get() {
+                        (header.waker.replace(Some(fresh)), true)
                     } else {
                         (Some(fresh), false)
                     }
@@ -1447,38 +1480,36 @@ impl WaitEntry {
     }
 
     /// The tagged pointer the list holds: derived from the whole entry (whose first field is
-    /// the link), so that the walker can reach the entry's other fields through it.
+    /// the header, whose first field is the link), so that the walker can reach the header's
+    /// other fields through it.
     fn link_ptr(&self) -> LinkPtr {
         LinkPtr::new(ptr::from_ref(self).cast::<Link>(), KIND_WAITER)
     }
 
-    fn register(
-        &mut self,
-        target: &Node,
-        anchor: impl FnOnce() -> Anchor,
-        cx: &mut Context<'_>,
-    ) -> Poll<()> {
-        if target.is_cancelled() {
+    fn register(&mut self, anchor: &A, cx: &mut Context<'_>) -> Poll<()> {
+        let target = anchor.node();
+        if Self::resolved(target) {
             return Poll::Ready(());
         }
         let waker = cx.waker().clone();
         let entry = self.link_ptr();
+        let header = &self.header;
         let refused = {
             let _guard = target.lock.lock();
             // SAFETY: the lock is held, and the entry is in no list. It is pinned, so it stays
             // at this address until `Drop` unlinks it.
             unsafe {
-                self.linked.set(true);
-                let previous = self.waker.replace(Some(waker));
+                header.linked.set(true);
+                let previous = header.waker.replace(Some(waker));
                 debug_assert!(previous.is_none());
-                // A dead node is seen dead under its lock once its death has taken the lock
-                // to wake weak waiters (invariant 12); a strong waiter's node is never dead.
-                let dead = target.refs.load(Ordering::Relaxed) == 0;
+                // A weak waiter sees a dead node dead under its lock once the death has taken
+                // the lock to wake weak waiters (invariant 12).
+                let dead = A::WEAK && target.refs.load(Ordering::Relaxed) == 0;
                 match if dead { Err(0) } else { target.commit(entry) } {
                     Ok(()) => None,
                     Err(_) => {
-                        self.linked.set(false);
-                        self.waker.replace(None)
+                        header.linked.set(false);
+                        header.waker.replace(None)
                     }
                 }
             }
@@ -1487,14 +1518,14 @@ impl WaitEntry {
             // Cancelled (or dead) meanwhile; the unused waker is dropped here, after the lock.
             Some(_waker) => Poll::Ready(()),
             None => {
-                self.node = Some(anchor());
+                self.node = Some(anchor.clone());
                 Poll::Pending
             }
         }
     }
 }
 
-impl Drop for WaitEntry {
+impl<A: Anchor> Drop for WaitEntry<A> {
     fn drop(&mut self) {
         let Some(node) = self.node.take() else {
             return;
@@ -1505,11 +1536,11 @@ impl Drop for WaitEntry {
             // SAFETY: the lock of the node the entry is registered on is held; if still linked,
             // the entry is in its list.
             unsafe {
-                if self.linked.get() {
-                    self.linked.set(false);
+                if self.header.linked.get() {
+                    self.header.linked.set(false);
                     unlink(&target.signals, self.link_ptr());
                 }
-                self.waker.replace(None)
+                self.header.waker.replace(None)
             }
         };
         drop(waker);

@@ -126,7 +126,7 @@ pin_project! {
     pub struct Released {
         token: WeakCancellationToken,
         #[pin]
-        waiter: WaitEntry,
+        waiter: WaitEntry<WeakNodeRef>,
     }
 }
 
