@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub request_history: usize,
     /// Finished jobs kept for [`Jobs::list`](crate::Jobs::list) and `get` (100).
     pub job_history: usize,
+    /// How long an SSE stream may stay silent before a keep-alive comment goes out (15 s).
+    pub keep_alive: Duration,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             grace: Duration::from_secs(10),
             request_history: 100,
             job_history: 100,
+            keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -146,6 +149,18 @@ impl ServerConfig {
     /// ```
     pub fn job_history(mut self, n: usize) -> Self {
         self.job_history = n;
+        self
+    }
+
+    /// Sets [`keep_alive`](ServerConfig::keep_alive) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().keep_alive(Duration::from_secs(30));
+    /// assert_eq!(c.keep_alive, Duration::from_secs(30));
+    /// ```
+    pub fn keep_alive(mut self, every: Duration) -> Self {
+        self.keep_alive = every.max(Duration::from_millis(1));
         self
     }
 }

@@ -39,8 +39,6 @@ use crate::request::RequestContext;
 use crate::response::{Body, BoxError, HttpError};
 use crate::server::State;
 
-/// How often an idle SSE stream sends a keep-alive comment.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Messages a producer may queue ahead of a slow peer.
 const QUEUE: usize = 16;
 /// How long the server waits to send its close frame.
@@ -190,8 +188,8 @@ impl Drop for Gauge {
 }
 
 /// A server-sent-events response: `producer` runs on its own task with the stream's context
-/// and an [`EventSender`]; its events go out as they come, with a keep-alive comment every
-/// 15 s of silence. The stream ends when the producer returns; when the client leaves, the
+/// and an [`EventSender`]; its events go out as they come, with a keep-alive comment after
+/// [`ServerConfig::keep_alive`](crate::ServerConfig::keep_alive) of silence. The stream ends when the producer returns; when the client leaves, the
 /// stream token is cancelled with `Disconnected` and the producer is dropped.
 ///
 /// ```
@@ -231,7 +229,8 @@ where
     smol::spawn(task).detach();
     let body = SseBody {
         rx: Box::pin(rx),
-        keep_alive: smol::Timer::after(KEEP_ALIVE),
+        keep_alive: smol::Timer::after(state.config.keep_alive),
+        every: state.config.keep_alive,
         guard: Some(token),
     };
     let mut response = Response::new(http_body_util::BodyExt::boxed_unsync(body));
@@ -248,6 +247,7 @@ where
 struct SseBody {
     rx: Pin<Box<async_channel::Receiver<Event>>>,
     keep_alive: smol::Timer,
+    every: Duration,
     /// The stream token, cancelled with `Disconnected` if the body is dropped before the
     /// producer finished (hyper drops it when the client closes).
     guard: Option<CancellationToken>,
@@ -264,7 +264,7 @@ impl HttpBody for SseBody {
         let this = &mut *self;
         match this.rx.as_mut().poll_next(cx) {
             Poll::Ready(Some(event)) => {
-                this.keep_alive.set_after(KEEP_ALIVE);
+                this.keep_alive.set_after(this.every);
                 return Poll::Ready(Some(Ok(Frame::data(Bytes::from(event.to_string())))));
             }
             Poll::Ready(None) => {
@@ -274,7 +274,7 @@ impl HttpBody for SseBody {
             Poll::Pending => {}
         }
         if Pin::new(&mut this.keep_alive).poll(cx).is_ready() {
-            this.keep_alive.set_after(KEEP_ALIVE);
+            this.keep_alive.set_after(this.every);
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b":\n\n")))));
         }
         Poll::Pending
