@@ -314,6 +314,18 @@ async function main() {
       const j = await jobOnPage(page, third);
       return { ok: !!j && j.status === "running" && j.value >= 30, seen: j };
     }, 20_000);
+    // A live request and a live stream in the picture too; closed again after it.
+    const clients = ["/process?steps=400&step_ms=50", "/events?interval_ms=100"].map((route) => {
+      const req = http.get(base + route, (res) => res.resume());
+      req.on("error", () => {});
+      return req;
+    });
+    try {
+      await until("a live request and a live stream on the page", async () => {
+        const kinds = await page.$$eval("#live [data-op-kind]", (l) => l.map((e) => e.dataset.opKind));
+        return { ok: kinds.includes("request") && kinds.includes("stream"), seen: kinds };
+      });
+    } catch (e) { clients.forEach((c) => c.destroy()); throw e; }
     const statuses = await page.$$eval("#jobs [data-job-id]", (l) => l.map((e) => e.dataset.status));
     if (!statuses.includes("running") || !statuses.includes("cancelled")) throw new Error(`jobs on the page: ${statuses.join(", ")}`);
     await page.evaluate(() => { document.activeElement && document.activeElement.blur(); });
@@ -322,6 +334,7 @@ async function main() {
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       log(`     saved ${SCREENSHOT}`);
     }
+    clients.forEach((c) => c.destroy());
   });
 
   await step("no console errors or page errors during the run", async () => {
