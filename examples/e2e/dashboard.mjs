@@ -128,7 +128,8 @@ async function jobOnPage(page, id) {
 async function startJobFromForm(page, steps, stepMs, { keyboard = false } = {}) {
   await page.fill("#steps", String(steps));
   await page.fill("#step-ms", String(stepMs));
-  const answer = page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/jobs", { timeout: WAIT_MS });
+  const answer = page.waitForResponse((r) => r.request().method() === "POST" && new URL(r.url()).pathname === "/jobs", { timeout: WAIT_MS })
+    .catch(() => { throw new Error(`submitting the form sent no POST /jobs within ${WAIT_MS} ms`); });
   if (keyboard) { await page.focus("#step-ms"); await page.keyboard.press("Enter"); }
   else await page.click("#start");
   const res = await answer;
@@ -217,7 +218,8 @@ async function main() {
     if (order.join(",") !== "steps,step-ms,start") throw new Error(`Tab order from the top is ${JSON.stringify(order)}, expected steps, step-ms, start`);
   });
 
-  const first = await step("start a job from the form (40 steps × 50 ms)", () => startJobFromForm(page, 40, 50));
+  // 40 × 100 ms: long enough that the Cancel click lands while it runs, even on a loaded machine.
+  const first = await step("start a job from the form (40 steps × 100 ms)", () => startJobFromForm(page, 40, 100));
   log(`     job ${first}`);
 
   await step("its progress bar advances", async () => {
@@ -230,7 +232,8 @@ async function main() {
   });
 
   await step("click its Cancel button", async () => {
-    const answer = page.waitForResponse((r) => r.request().method() === "DELETE" && r.url().endsWith("/jobs/" + encodeURIComponent(first)));
+    const answer = page.waitForResponse((r) => r.request().method() === "DELETE" && r.url().endsWith("/jobs/" + encodeURIComponent(first)))
+      .catch(() => { throw new Error(`the click sent no DELETE /jobs/${first} within ${WAIT_MS} ms`); });
     await page.click(`#jobs [data-job-id="${first}"] button[data-action="cancel"]`);
     const res = await answer;
     const body = await res.json().catch(() => null);
@@ -293,7 +296,26 @@ async function main() {
         const s = await page.evaluate(() => ({ text: document.getElementById("status-line").textContent, kind: document.getElementById("status-line").dataset.kind }));
         return { ok: s.kind === "error" && /too many jobs/.test(s.text) && /429/.test(s.text), seen: s };
       });
+      const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+      if (focused !== "start") throw new Error(`after the click, focus is on ${JSON.stringify(focused)}, not on the Start button`);
     } finally { await page.unroute("**/jobs"); allowedConsole = []; }
+  });
+
+  await step("invalid input is explained on the page and not sent", async () => {
+    let posted = false;
+    const onRequest = (r) => { if (r.method() === "POST") posted = true; };
+    page.on("request", onRequest);
+    try {
+      await page.fill("#steps", "0");
+      await page.focus("#steps");
+      await page.keyboard.press("Enter");
+      await until("the status line to explain the bad Steps value", async () => {
+        const s = await page.evaluate(() => ({ text: document.getElementById("status-line").textContent, invalid: document.getElementById("steps").getAttribute("aria-invalid") }));
+        return { ok: /Steps must be/.test(s.text) && s.invalid === "true", seen: s };
+      });
+      await sleep(200);
+      if (posted) throw new Error("the form sent a POST for steps = 0");
+    } finally { page.off("request", onRequest); }
   });
 
   await step("readable at 400 px: no horizontal scroll", async () => {
@@ -335,6 +357,17 @@ async function main() {
       log(`     saved ${SCREENSHOT}`);
     }
     clients.forEach((c) => c.destroy());
+  });
+
+  await step("cancel the long job with the keyboard; focus stays on its item", async () => {
+    await page.focus(`#jobs [data-job-id="${third}"] button[data-action="cancel"]`);
+    await page.keyboard.press("Enter");
+    await until(`job ${third} shown as cancelled with reason manual`, async () => {
+      const j = await jobOnPage(page, third);
+      return { ok: !!j && j.status === "cancelled" && j.reason === "manual", seen: j };
+    });
+    const focused = await page.evaluate(() => document.activeElement && document.activeElement.closest("[data-job-id]")?.dataset.jobId);
+    if (focused !== third) throw new Error(`after its Cancel button went away, focus is on ${JSON.stringify(await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 80)))}, not on the job's item`);
   });
 
   await step("no console errors or page errors during the run", async () => {
