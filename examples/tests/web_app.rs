@@ -1562,8 +1562,19 @@ fn sigterm_with_running_job_and_open_stream_exits_zero_and_ends_the_stream() {
         let mut body = BufReader::new(BodyReader::new(&mut r, &headers));
         read_sse_events(&mut body, 1);
     }
-    wait_stats(&server, LOOSE, "job and stream active", |s| {
-        s.active_jobs == 1 && s.active_streams == 1
+    // And a request in flight: 10 s of work that shutdown must cancel, not wait for.
+    let mut inflight = server.connect();
+    inflight
+        .write_all(
+            request_bytes(server.addr, "GET", "/process?steps=1000&step_ms=10", None).as_bytes(),
+        )
+        .unwrap();
+    wait_stats(&server, LOOSE, "job, stream and request active", |s| {
+        s.active_jobs == 1 && s.active_streams == 1 && s.active_requests == 1
+    });
+    let (req_tx, req_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = req_tx.send(read_response(&mut BufReader::new(inflight)));
     });
 
     // Read the stream to its end on another thread.
@@ -1602,6 +1613,25 @@ fn sigterm_with_running_job_and_open_stream_exits_zero_and_ends_the_stream() {
             ),
             "the stream ended with {e}"
         );
+    }
+    // The in-flight request got an answer that is not a completion (e.g. 503), or a close.
+    match req_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the in-flight /process did not end at shutdown")
+    {
+        Ok(resp) => assert_ne!(
+            resp.status,
+            200,
+            "a 10 s /process completed during a shutdown that took {:?}: {resp:?}",
+            t0.elapsed()
+        ),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "the in-flight request ended with {e}"
+        ),
     }
     eprintln!("shutdown took {:?}", t0.elapsed());
 }
