@@ -91,10 +91,20 @@ struct NewJob {
 
 /// A background job: its token is a child of the server's, so it outlives this request.
 async fn start_job(mut req: Request<Incoming>, app: App) -> HandlerResult {
-    let body: NewJob = read_json(&mut req).await?;
+    // Through a `Value` first: serde also reads a struct from an array of its fields in order
+    // (`[1, 2]`), which no client of this route means.
+    let body: serde_json::Value = read_json(&mut req).await?;
+    if !body.is_object() {
+        return Err(HttpError::bad_request(
+            r#"the body must be a JSON object such as {"steps": 10, "step_ms": 500}"#,
+        ));
+    }
+    let body: NewJob = serde_json::from_value(body)
+        .map_err(|e| HttpError::bad_request(format!("invalid job: {e}")))?;
     let steps = bounded("steps", body.steps.unwrap_or(10), 1..=10_000)?;
     let step_ms = bounded("step_ms", body.step_ms.unwrap_or(500), 0..=60_000)?;
-    let id = app.jobs.start("job", Some(steps), move |cx| async move {
+    let name = format!("job: {steps} steps of {step_ms} ms");
+    let id = app.jobs.start(&name, Some(steps), move |cx| async move {
         for step in 1..=steps {
             cx.token()
                 .run_until_cancelled(Timer::after(Duration::from_millis(step_ms)))
