@@ -1,7 +1,7 @@
 //! The glue between hyper's runtime traits and smol's: [`FuturesIo`] lets hyper drive a
 //! futures-io stream (smol's `TcpStream`), [`HyperIo`] lets futures-io code (async-tungstenite)
 //! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), and [`SmolTimer`]
-//! gives hyper async-io's timers (for the header read timeout).
+//! and [`CoarseTimer`] give hyper async-io's timers (for the header read timeout).
 //!
 //! Written here rather than taken from smol-hyper: it is one page, the crate is
 //! `#![forbid(unsafe_code)]` (smol-hyper fills hyper's read buffer with `unsafe`; we copy through a
@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -237,3 +238,152 @@ impl Future for SmolSleep {
 }
 
 impl hyper::rt::Sleep for SmolSleep {}
+
+/// A coarse hyper [`Timer`](hyper::rt::Timer) for header read timeouts, shared by every
+/// connection of a server: one async-io timer (a ticker task) for all of them, instead of one
+/// per connection.
+///
+/// Why: hyper makes a new sleep for each request head. With [`SmolTimer`] each is an async-io
+/// timer, registered with the reactor (and the reactor woken) when first polled, and async-io's
+/// reactor then pays for every registered timer on each of its ticks; with many keep-alive
+/// connections that is a visible share of a small request's cost. Here a sleep is an entry in
+/// a shared table (a lock, an insert, a remove), and one ticker wakes the entries whose
+/// deadline has passed, every `resolution`: a deadline fires up to `resolution` late, which a
+/// header read timeout does not mind. The ticker holds the table weakly and ends within one
+/// tick after the last `CoarseTimer` clone (and sleep) is gone.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use hyper::rt::Timer as _;
+///
+/// let timer = cancelable_http::io::CoarseTimer::new(Duration::from_millis(5));
+/// let start = Instant::now();
+/// smol::block_on(timer.sleep(Duration::from_millis(20)));
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+/// ```
+#[derive(Clone, Debug)]
+pub struct CoarseTimer {
+    table: Arc<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    resolution: Duration,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    next: u64,
+    sleeping: std::collections::HashMap<u64, (Instant, std::task::Waker)>,
+    ticking: bool,
+}
+
+impl CoarseTimer {
+    /// A timer whose sleeps end at most `resolution` after their deadline (at least 1 ms).
+    ///
+    /// ```
+    /// let _timer = cancelable_http::io::CoarseTimer::new(std::time::Duration::from_millis(100));
+    /// ```
+    pub fn new(resolution: Duration) -> Self {
+        Self {
+            table: Arc::new(Table {
+                resolution: resolution.max(Duration::from_millis(1)),
+                inner: Mutex::new(Entries::default()),
+            }),
+        }
+    }
+}
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Wakes the sleeps whose deadline passed, every `resolution`, while any sleep is registered.
+async fn tick(table: std::sync::Weak<Table>, resolution: Duration) {
+    loop {
+        smol::Timer::after(resolution).await;
+        let Some(table) = table.upgrade() else { return };
+        let now = Instant::now();
+        let mut entries = table.lock();
+        if entries.sleeping.is_empty() {
+            entries.ticking = false; // the next registration starts a new ticker
+            return;
+        }
+        for (deadline, waker) in entries.sleeping.values() {
+            if *deadline <= now {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+impl hyper::rt::Timer for CoarseTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(CoarseSleep {
+            deadline,
+            table: self.table.clone(),
+            id: None,
+        })
+    }
+}
+
+/// One of [`CoarseTimer`]'s sleeps: registered in the table while pending.
+struct CoarseSleep {
+    deadline: Instant,
+    table: Arc<Table>,
+    id: Option<u64>,
+}
+
+impl Future for CoarseSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if Instant::now() >= this.deadline {
+            if let Some(id) = this.id.take() {
+                this.table.lock().sleeping.remove(&id);
+            }
+            return Poll::Ready(());
+        }
+        let mut entries = this.table.lock();
+        match this.id {
+            Some(id) => {
+                if let Some((_, waker)) = entries.sleeping.get_mut(&id) {
+                    if !waker.will_wake(cx.waker()) {
+                        waker.clone_from(cx.waker());
+                    }
+                }
+            }
+            None => {
+                let id = entries.next;
+                entries.next += 1;
+                entries
+                    .sleeping
+                    .insert(id, (this.deadline, cx.waker().clone()));
+                this.id = Some(id);
+            }
+        }
+        if !entries.ticking {
+            entries.ticking = true;
+            smol::spawn(tick(Arc::downgrade(&this.table), this.table.resolution)).detach();
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CoarseSleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.table.lock().sleeping.remove(&id);
+        }
+    }
+}
+
+impl hyper::rt::Sleep for CoarseSleep {}

@@ -2,6 +2,7 @@
 //! per-route timeouts and tracking, and JSON errors for what matches nothing (`404`, `405`).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -280,7 +281,10 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         }
     }
 
-    fn dispatch(&self, mut req: Request<Incoming>) -> BoxFuture<Response<Body>> {
+    fn dispatch(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> BoxFuture<Result<Response<Body>, Infallible>> {
         let (slot, params) = match self.matcher.at(req.uri().path()) {
             Ok(found) => {
                 let params: Vec<(String, String)> = found
@@ -315,19 +319,19 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                     .register(&cx.state().requests)
                     .run(|_| async move { Ok(fut.await) });
                 Box::pin(async move {
-                    match op.await {
+                    Ok(match op.await {
                         Ok(result) => result.unwrap_or_else(HttpError::into_response),
                         Err(cancelled) => HttpError::from(cancelled).into_response(),
-                    }
+                    })
                 })
             }
-            _ => Box::pin(async move { fut.await.unwrap_or_else(HttpError::into_response) }),
+            _ => Box::pin(async move { Ok(fut.await.unwrap_or_else(HttpError::into_response)) }),
         }
     }
 }
 
-fn ready(response: Response<Body>) -> BoxFuture<Response<Body>> {
-    Box::pin(std::future::ready(response))
+fn ready(response: Response<Body>) -> BoxFuture<Result<Response<Body>, Infallible>> {
+    Box::pin(std::future::ready(Ok(response)))
 }
 
 /// A frozen [`Router`] as a hyper service (`Clone` shares it).
@@ -356,7 +360,6 @@ impl<S: Clone + Send + Sync + 'static> Service<Request<Incoming>> for RouterServ
         Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let fut = self.inner.dispatch(req);
-        Box::pin(async move { Ok(fut.await) })
+        self.inner.dispatch(req)
     }
 }

@@ -32,7 +32,7 @@ use hyper::service::Service;
 use hyper::{Request, Response};
 use smol::net::{TcpListener, TcpStream};
 
-use crate::io::{FuturesIo, SmolTimer};
+use crate::io::{CoarseTimer, FuturesIo};
 use crate::request::{RequestContext, RequestService};
 use crate::response::BoxError;
 
@@ -59,7 +59,8 @@ pub struct ServerConfig {
     /// closes; new clients wait in the kernel's listen backlog.
     pub max_connections: usize,
     /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open (10 s); then hyper closes the connection.
+    /// keep-alive connection stays open (10 s); then hyper closes the connection. Checked
+    /// coarsely (up to 1/8 of it late, see [`CoarseTimer`]).
     pub header_read_timeout: Duration,
     /// The largest request body accepted, in bytes (1 MiB): a larger `content-length` gets
     /// `413` before the handler runs, and [`read_body`](crate::read_body) stops reading there.
@@ -186,6 +187,8 @@ pub(crate) struct State {
     pub(crate) requests: Registry,
     pub(crate) streams: Registry,
     pub(crate) jobs: Registry,
+    /// The header read timeout's timer, shared by every connection.
+    pub(crate) timer: CoarseTimer,
 }
 
 /// The counters of `GET /stats` (SPEC §5), serialised with exactly these field names.
@@ -327,6 +330,11 @@ impl Server {
             requests: Registry::with_history(config.request_history),
             streams: Registry::with_history(config.request_history),
             jobs: Registry::with_history(config.job_history),
+            // Header timeouts fire up to 1/8 of the limit late (at most 1 s, at least 5 ms).
+            timer: CoarseTimer::new(
+                (config.header_read_timeout / 8)
+                    .clamp(Duration::from_millis(5), Duration::from_secs(1)),
+            ),
             config,
         };
         Self {
@@ -582,7 +590,7 @@ where
     let _ = stream.set_nodelay(true);
     let mut builder = http1::Builder::new();
     builder
-        .timer(SmolTimer)
+        .timer(state.timer.clone())
         .header_read_timeout(state.config.header_read_timeout)
         .keep_alive(true);
     let conn = builder

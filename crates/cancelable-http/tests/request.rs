@@ -77,9 +77,9 @@ async fn quick(req: Request<Incoming>, probe: Probe) -> HandlerResult {
 async fn tracked(req: Request<Incoming>, probe: Probe) -> HandlerResult {
     // Inside a tracked route, `current()` is the request's operation: a child of its token.
     let cx = current().expect("tracked routes run as operations");
-    let token = watch(&req, &probe);
     assert!(!cx.is_cancelled());
     cx.report_progress(1, Some(2), "half");
+    let token = watch(&req, &probe);
     token.cancelled().await;
     assert!(
         cx.is_cancelled(),
