@@ -615,9 +615,9 @@ impl WeakNodeRef {
 
     /// A strong reference, unless the node died.
     pub(crate) fn upgrade(&self) -> Option<NodeRef> {
-        self.node()
-            .try_acquire()
-            .then_some(NodeRef { ptr: self.ptr })
+        // `then`, not `then_some`: a handle built eagerly would be dropped on failure, taking a
+        // reference the dead node never gave.
+        self.node().try_acquire().then(|| NodeRef { ptr: self.ptr })
     }
 
     /// The node's address: the same as its strong handles'.

@@ -40,6 +40,20 @@ fn upgrade_gives_the_same_token_while_any_handle_lives() {
 }
 
 #[test]
+fn failed_upgrades_leave_a_dead_token_dead() {
+    // A failed upgrade must not touch the count: the token stays dead, however often it is
+    // asked, and `released()` still resolves at once.
+    let token = CancellationToken::new();
+    let weak = token.downgrade();
+    drop(token);
+    for _ in 0..3 {
+        assert!(weak.upgrade().is_none());
+    }
+    block_on(weak.released());
+    assert!(format!("{weak:?}").contains("alive: false"));
+}
+
+#[test]
 fn weak_handle_keeps_nothing_alive_and_can_cancel_through_upgrade() {
     let parent = CancellationToken::new();
     let child = parent.child_token();
