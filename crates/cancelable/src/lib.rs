@@ -37,6 +37,9 @@
 //! * [`Cancelled`]: the error type, for `?`.
 //! * [`TaskTracker`]: tokio-util's task tracker without tokio, to wait until cancelled work has
 //!   really stopped.
+//! * [`WeakCancellationToken`] (from [`CancellationToken::downgrade`]): watches a token without
+//!   keeping it alive; its [`released`](WeakCancellationToken::released) future resolves when the
+//!   token is cancelled or its last handle is dropped (what timers that cancel later hold).
 //! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
 //!   and `.take_until_cancelled(&token)` for any future or stream.
 //! * [`Operation`]: a tracked unit of work (status, reason, progress, times) whose token is

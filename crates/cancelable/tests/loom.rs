@@ -362,12 +362,18 @@ fn upgrade_vs_drop_of_the_last_handle() {
         let root = CancellationToken::new();
         let child = root.child_token();
         let weak = child.downgrade();
-        let upgrader =
-            thread::spawn(move || weak.upgrade().map(|t| t.cancel_with(CancelKind::Timeout)));
+        let upgrader = thread::spawn(move || {
+            let cancelled = weak.upgrade().map(|t| t.cancel_with(CancelKind::Timeout));
+            (weak, cancelled)
+        });
         drop(child);
-        let cancelled = upgrader.join().unwrap();
+        let (weak, cancelled) = upgrader.join().unwrap();
         assert!(cancelled.is_none() || cancelled == Some(true));
         assert!(!root.is_cancelled());
+        // Whichever way it went, every strong handle is gone now: a failed upgrade must not
+        // have touched the count, so the node reads dead and `released()` resolves.
+        assert!(weak.upgrade().is_none());
+        loom::future::block_on(weak.released());
     });
 }
 
