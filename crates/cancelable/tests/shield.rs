@@ -1,5 +1,8 @@
 //! Shields: regions of a body that finish before the operation's cancelation takes effect.
-#![cfg(all(feature = "std", not(loom)))]
+//!
+//! Also run without the `std` feature (`cargo test -p cancelable --no-default-features`), where
+//! shields tell whether they are nested from counters instead of the per-thread stack.
+#![cfg(not(loom))]
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -141,6 +144,7 @@ fn a_cancel_from_another_thread_during_a_shield_waits_for_it() {
     assert_eq!(*seen.lock().unwrap(), ["shield_end"]);
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn code_in_a_shield_sees_a_fresh_token_the_outer_cancelation_does_not_reach() {
     let out: Result<(), _> = block_on(Operation::new("fresh").run(|cx| async move {
@@ -368,4 +372,62 @@ fn a_shield_opened_by_a_helper_inside_a_shield_ends_innermost_first_then_stops_t
         )
     });
     assert_stopped_at_the_outer_shields_end(out, &seen);
+}
+
+#[test]
+fn three_nested_shields_end_innermost_first_then_stop_the_body() {
+    let (log, seen) = steps();
+    let out: Result<(), _> = within_10s(move || {
+        block_on(Operation::new("three deep").run(|cx| async move {
+            cx.shield(async {
+                cx.shield(async {
+                    cx.shield(async {
+                        cx.token().cancel_with(CancelKind::Shutdown);
+                        future::yield_now().await;
+                        log.lock().unwrap().push("third");
+                    })
+                    .await;
+                    log.lock().unwrap().push("second");
+                })
+                .await;
+                log.lock().unwrap().push("first");
+            })
+            .await;
+            log.lock().unwrap().push("after");
+            Ok(())
+        }))
+    });
+    assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
+    assert_eq!(*seen.lock().unwrap(), ["third", "second", "first"]);
+}
+
+#[test]
+fn side_by_side_shields_both_finish_and_the_code_after_either_never_runs() {
+    let (log, seen) = steps();
+    let out: Result<(), _> = within_10s(move || {
+        block_on(Operation::new("side by side").run(|cx| async move {
+            let first = async {
+                cx.shield(async {
+                    cx.token().cancel_with(CancelKind::Shutdown);
+                    log.lock().unwrap().push("first_end");
+                })
+                .await;
+                log.lock().unwrap().push("after_first");
+            };
+            let second = async {
+                cx.shield(async {
+                    // Still running when the first one has ended.
+                    future::yield_now().await;
+                    future::yield_now().await;
+                    log.lock().unwrap().push("second_end");
+                })
+                .await;
+                log.lock().unwrap().push("after_second");
+            };
+            future::zip(first, second).await;
+            Ok(())
+        }))
+    });
+    assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
+    assert_eq!(*seen.lock().unwrap(), ["first_end", "second_end"]);
 }

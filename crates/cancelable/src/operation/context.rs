@@ -44,6 +44,10 @@ pub(crate) struct Shared {
     /// `current()` stack answers that exactly, per thread).
     #[cfg(not(feature = "std"))]
     pub(crate) body_polls: AtomicUsize,
+    /// Polls of this operation's shields in progress, for a shield to know it is nested in
+    /// another one (with `std` the `current()` stack answers that).
+    #[cfg(not(feature = "std"))]
+    pub(crate) shield_polls: AtomicUsize,
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
     #[cfg(feature = "std")]
@@ -102,6 +106,8 @@ impl Shared {
             shield_depth: AtomicUsize::new(0),
             #[cfg(not(feature = "std"))]
             body_polls: AtomicUsize::new(0),
+            #[cfg(not(feature = "std"))]
+            shield_polls: AtomicUsize::new(0),
             #[cfg(feature = "tracing")]
             span,
             #[cfg(feature = "std")]
@@ -246,6 +252,25 @@ impl Shared {
     /// The token of the operation's body is cancelled and no shield holds it back.
     pub(crate) fn must_stop(&self) -> bool {
         self.token.is_cancelled() && self.shield_depth.load(Ordering::Acquire) == 0
+    }
+}
+
+/// Counts one poll in progress (of a body or a shield) until dropped, also when the poll unwinds.
+#[cfg(not(feature = "std"))]
+pub(crate) struct Polling<'a>(&'a AtomicUsize);
+
+#[cfg(not(feature = "std"))]
+impl<'a> Polling<'a> {
+    pub(crate) fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -400,10 +425,13 @@ impl OperationContext {
     /// Runs `future` to completion even if the operation is cancelled meanwhile; if it was,
     /// the body stops right at the shield's end (the code after the shield does not run).
     ///
-    /// A cancelation of the operation is held back while any of its shields runs, and takes
-    /// effect when the last one ends. Shields nest; the innermost completes first. Code in the
-    /// shield that wants a token should use [`shield_with`](Self::shield_with) or
-    /// [`current()`](crate::current): the operation's own `cx` stays cancelled.
+    /// A cancelation of the operation is held back while any of its shields runs. Nested
+    /// shields end innermost first: a cancel that arrives during a shield takes effect at the
+    /// end of the outermost shield of the body, whichever context (a clone of `cx`, a helper
+    /// given `&cx`) opened the inner ones. Side by side shields (joined) all finish, and the
+    /// code after none of them runs. Code in the shield that wants a token should use
+    /// [`shield_with`](Self::shield_with) or [`current()`](crate::current): the operation's
+    /// own `cx` stays cancelled.
     ///
     /// ```
     /// use cancelable::{CancelKind, Operation};

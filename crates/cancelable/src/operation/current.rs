@@ -56,11 +56,17 @@ impl Drop for Entered {
     }
 }
 
-/// `true` if this thread is inside a poll of the body of the operation `shared`.
-pub(crate) fn is_running_body(shared: &Arc<Shared>) -> bool {
+/// `true` if this thread is inside a poll of the body of the operation `shared`, and not inside
+/// a poll of one of its shields.
+pub(crate) fn polled_in_body_outside_shields(shared: &Arc<Shared>) -> bool {
     STACK.with_borrow(|stack| {
-        stack
-            .iter()
-            .any(|cx| core::ptr::eq(&*cx.shared, &**shared) && cx.is_main())
+        let mut in_body = false;
+        for cx in stack.iter().filter(|cx| Arc::ptr_eq(&cx.shared, shared)) {
+            if !cx.is_main() {
+                return false;
+            }
+            in_body = true;
+        }
+        in_body
     })
 }

@@ -154,15 +154,7 @@ fn poll_body<Fut: Future>(
     body: Pin<&mut Fut>,
     cx: &mut Context<'_>,
 ) -> Poll<Fut::Output> {
-    use crate::sync::Ordering;
-    struct Polling<'a>(&'a crate::sync::AtomicUsize);
-    impl Drop for Polling<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    op.shared.body_polls.fetch_add(1, Ordering::AcqRel);
-    let _polling = Polling(&op.shared.body_polls);
+    let _polling = super::context::Polling::enter(&op.shared.body_polls);
     #[cfg(feature = "tracing")]
     let _span = op.shared.span.enter();
     body.poll(cx)
