@@ -13,7 +13,7 @@ use std::vec::Vec;
 
 use parking_lot::Mutex;
 
-use crate::operation::{OperationId, OperationSnapshot, OperationStatus, Shared};
+use crate::operation::{Flavor, OperationId, OperationSnapshot, OperationStatus, Sendable, Shared};
 use crate::reason::CancelReason;
 use crate::sync::Arc;
 
@@ -47,7 +47,7 @@ pub struct Registry {
 }
 
 struct Inner {
-    live: HashMap<OperationId, Arc<Shared>>,
+    live: HashMap<OperationId, Arc<Shared<Sendable>>>,
     history: VecDeque<OperationSnapshot>,
     capacity: usize,
     completed: u64,
@@ -279,19 +279,20 @@ impl Registry {
         before - inner.history.len()
     }
 
-    pub(crate) fn insert(&self, op: &Arc<Shared>) {
+    pub(crate) fn insert(&self, op: &Arc<Shared<Sendable>>) {
         self.inner.lock().live.insert(op.id.clone(), op.clone());
     }
 
     /// Moves a finished operation from the live map to the history.
-    pub(crate) fn finished(&self, op: &Shared, snapshot: OperationSnapshot) {
+    pub(crate) fn finished<K: Flavor>(&self, op: &Shared<K>, snapshot: OperationSnapshot) {
         let mut inner = self.inner.lock();
         // Only this operation's own entry: a later live one may have reused its id.
-        if inner
-            .live
-            .get(&op.id)
-            .is_some_and(|live| core::ptr::eq(&**live, op))
-        {
+        if inner.live.get(&op.id).is_some_and(|live| {
+            core::ptr::eq(
+                Arc::as_ptr(live).cast::<()>(),
+                (op as *const Shared<K>).cast::<()>(),
+            )
+        }) {
             inner.live.remove(&op.id);
         }
         match snapshot.status {

@@ -2,7 +2,6 @@
 //! the [`OperationContext`] handle a body works with.
 
 use alloc::borrow::Cow;
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,17 +14,15 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::token::CancellationToken;
 
+use super::flavor::{Flavor, ProgressFn, Sendable, StatusFn, sealed::Sealed};
 use super::progress::{Progress, ProgressStream};
 use super::shield::Shield;
 use super::status::{OperationId, OperationSnapshot, OperationStatus};
 use crate::sync::Mutex;
 
-pub(crate) type ProgressFn = Box<dyn Fn(&OperationId, &Progress) + Send + Sync>;
-pub(crate) type StatusFn = Box<dyn Fn(&OperationSnapshot) + Send + Sync>;
-
 /// Everything known about one operation. Immutable fields are set by the builder; what changes
 /// lives in `state`, whose lock is never held while user code (callbacks) runs.
-pub(crate) struct Shared {
+pub struct Shared<K: Sealed> {
     pub(crate) id: OperationId,
     /// Creation order, for listing.
     #[cfg(feature = "std")]
@@ -36,8 +33,8 @@ pub(crate) struct Shared {
     /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
     pub(crate) token: CancellationToken,
     state: Mutex<State>,
-    pub(crate) on_progress: Vec<ProgressFn>,
-    pub(crate) on_status: Vec<StatusFn>,
+    pub(crate) on_progress: Vec<ProgressFn<K>>,
+    pub(crate) on_status: Vec<StatusFn<K>>,
     /// Shields of this operation being polled: while it is not zero the body is not dropped.
     pub(crate) shield_depth: AtomicUsize,
     /// Polls of the body in progress, for shields to know they run inside it (with `std` the
@@ -65,7 +62,7 @@ struct State {
     ended: Option<(std::time::Instant, std::time::SystemTime)>,
 }
 
-pub(crate) struct SharedInit {
+pub(crate) struct SharedInit<K: Sealed> {
     pub(crate) id: OperationId,
     #[cfg(feature = "std")]
     pub(crate) seq: u64,
@@ -73,14 +70,14 @@ pub(crate) struct SharedInit {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) parent_id: Option<OperationId>,
     pub(crate) token: CancellationToken,
-    pub(crate) on_progress: Vec<ProgressFn>,
-    pub(crate) on_status: Vec<StatusFn>,
+    pub(crate) on_progress: Vec<ProgressFn<K>>,
+    pub(crate) on_status: Vec<StatusFn<K>>,
     #[cfg(feature = "std")]
     pub(crate) registry: Option<crate::registry::Registry>,
 }
 
-impl Shared {
-    pub(crate) fn new(init: SharedInit) -> Self {
+impl<K: Flavor> Shared<K> {
+    pub(crate) fn new(init: SharedInit<K>) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!("operation", id = %init.id, name = %init.name);
         Self {
@@ -255,6 +252,16 @@ impl Shared {
     }
 }
 
+impl<K: Flavor> fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Counts one poll in progress (of a body or a shield) until dropped, also when the poll unwinds.
 #[cfg(not(feature = "std"))]
 pub(crate) struct Polling<'a>(&'a AtomicUsize);
@@ -307,13 +314,42 @@ impl fmt::Display for OptDisplay<'_> {
 /// }));
 /// assert_eq!(out, Ok(1));
 /// ```
-#[derive(Clone)]
-pub struct OperationContext {
-    pub(crate) shared: Arc<Shared>,
+///
+/// A [`LocalOperation`](crate::LocalOperation)'s body gets an
+/// `OperationContext<Local<'_>>` ([`LocalOperationContext`](crate::LocalOperationContext)): the
+/// same methods, but it stays on its thread, since its callbacks need not be `Send`.
+pub struct OperationContext<K: Flavor = Sendable> {
+    pub(crate) shared: Arc<Shared<K>>,
     pub(crate) token: CancellationToken,
 }
 
-impl OperationContext {
+/// The context a [`LocalOperation`](crate::LocalOperation)'s body gets: not `Send`, valid
+/// for `'a`.
+///
+/// ```
+/// use cancelable::{LocalOperation, LocalOperationContext};
+///
+/// async fn step(cx: &LocalOperationContext<'_>) {
+///     cx.report_progress(1, None, "step");
+/// }
+/// futures_lite::future::block_on(LocalOperation::new("t").run(|cx| async move {
+///     step(&cx).await;
+///     Ok(())
+/// }))
+/// .unwrap();
+/// ```
+pub type LocalOperationContext<'a> = OperationContext<super::flavor::Local<'a>>;
+
+impl<K: Flavor> Clone for OperationContext<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+impl<K: Flavor> OperationContext<K> {
     /// The token this context runs under: the operation's, or inside a shield the shield's.
     ///
     /// ```
@@ -452,7 +488,7 @@ impl OperationContext {
     /// assert!(FLUSHED.load(Ordering::SeqCst));
     /// assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
     /// ```
-    pub fn shield<F: Future>(&self, future: F) -> Shield<F> {
+    pub fn shield<F: Future>(&self, future: F) -> Shield<F, K> {
         self.shield_with(|_| future)
     }
 
@@ -476,9 +512,9 @@ impl OperationContext {
     /// }));
     /// assert!(out.is_err()); // the body stopped at the shield's end
     /// ```
-    pub fn shield_with<F, Fut>(&self, f: F) -> Shield<Fut>
+    pub fn shield_with<F, Fut>(&self, f: F) -> Shield<Fut, K>
     where
-        F: FnOnce(OperationContext) -> Fut,
+        F: FnOnce(OperationContext<K>) -> Fut,
         Fut: Future,
     {
         let shielded = OperationContext {
@@ -513,7 +549,7 @@ impl OperationContext {
     /// .unwrap();
     /// assert_eq!(*seen.lock().unwrap(), [10, 20, 25]);
     /// ```
-    pub fn progress_stream<S: Stream>(&self, stream: S, every: u64) -> ProgressStream<S> {
+    pub fn progress_stream<S: Stream>(&self, stream: S, every: u64) -> ProgressStream<S, K> {
         ProgressStream::new(stream, self, every)
     }
 
@@ -545,6 +581,12 @@ impl OperationContext {
         self.shared.snapshot()
     }
 
+    pub(crate) fn is_main(&self) -> bool {
+        self.token == self.shared.token
+    }
+}
+
+impl OperationContext {
     /// The innermost operation whose body (or shield) is being polled on this thread; `None`
     /// outside every operation. The same as [`current()`](crate::current).
     ///
@@ -561,13 +603,9 @@ impl OperationContext {
     pub fn current() -> Option<OperationContext> {
         super::current::current()
     }
-
-    pub(crate) fn is_main(&self) -> bool {
-        self.token == self.shared.token
-    }
 }
 
-impl fmt::Debug for OperationContext {
+impl<K: Flavor> fmt::Debug for OperationContext<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationContext")
             .field("id", &self.shared.id)

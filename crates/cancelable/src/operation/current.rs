@@ -10,13 +10,47 @@ use core::cell::RefCell;
 use crate::sync::Arc;
 
 use super::context::{OperationContext, Shared};
+use super::flavor::Flavor;
 
 std::thread_local! {
-    static STACK: RefCell<Vec<OperationContext>> = const { RefCell::new(Vec::new()) };
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One body or shield being polled on this thread.
+#[derive(Debug)]
+pub enum Entry {
+    /// Of an [`Operation`](crate::Operation): `current()` can hand its context out.
+    Sendable(OperationContext),
+    /// Of a [`LocalOperation`](crate::LocalOperation), whose context may not outlive its scope
+    /// (so cannot be kept here): what nesting checks and nested operations need of it.
+    Local {
+        /// The operation's record, for identity only (never dereferenced).
+        op: *const (),
+        /// Its body, not a shield.
+        main: bool,
+    },
+}
+
+impl Entry {
+    fn is<K: Flavor>(&self, op: &Arc<Shared<K>>) -> bool {
+        let ptr = Arc::as_ptr(op).cast::<()>();
+        match self {
+            Entry::Sendable(cx) => core::ptr::eq(Arc::as_ptr(&cx.shared).cast(), ptr),
+            Entry::Local { op, .. } => core::ptr::eq(*op, ptr),
+        }
+    }
+
+    fn is_main(&self) -> bool {
+        match self {
+            Entry::Sendable(cx) => cx.is_main(),
+            Entry::Local { main, .. } => *main,
+        }
+    }
 }
 
 /// The innermost operation whose body or shield is being polled on this thread, at any depth
-/// of plain async fns; `None` outside every operation.
+/// of plain async fns; `None` outside every operation, and inside a
+/// [`LocalOperation`](crate::LocalOperation)'s body (its context cannot leave its scope).
 ///
 /// Deep library code can use it to check cancelation without a context parameter.
 ///
@@ -37,14 +71,18 @@ std::thread_local! {
 /// assert_eq!(out, Ok(7));
 /// ```
 pub fn current() -> Option<OperationContext> {
-    STACK.with_borrow(|stack| stack.last().cloned())
+    STACK.with_borrow(|stack| match stack.last() {
+        Some(Entry::Sendable(cx)) => Some(cx.clone()),
+        _ => None,
+    })
 }
 
 /// Keeps `cx` on top of this thread's stack until dropped (also when the poll unwinds).
 pub(crate) struct Entered(());
 
-pub(crate) fn enter(cx: &OperationContext) -> Entered {
-    STACK.with_borrow_mut(|stack| stack.push(cx.clone()));
+pub(crate) fn enter<K: Flavor>(cx: &OperationContext<K>) -> Entered {
+    let entry = K::stack_entry(&cx.shared, &cx.token);
+    STACK.with_borrow_mut(|stack| stack.push(entry));
     Entered(())
 }
 
@@ -58,11 +96,11 @@ impl Drop for Entered {
 
 /// `true` if this thread is inside a poll of the body of the operation `shared`, and not inside
 /// a poll of one of its shields.
-pub(crate) fn polled_in_body_outside_shields(shared: &Arc<Shared>) -> bool {
+pub(crate) fn polled_in_body_outside_shields<K: Flavor>(shared: &Arc<Shared<K>>) -> bool {
     STACK.with_borrow(|stack| {
         let mut in_body = false;
-        for cx in stack.iter().filter(|cx| Arc::ptr_eq(&cx.shared, shared)) {
-            if !cx.is_main() {
+        for entry in stack.iter().filter(|entry| entry.is(shared)) {
+            if !entry.is_main() {
                 return false;
             }
             in_body = true;

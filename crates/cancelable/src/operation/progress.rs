@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use crate::ext::{StreamExt, TakeUntilCancelled};
 
 use super::context::OperationContext;
+use super::flavor::{Flavor, Sendable};
 
 /// One progress report: how much is done, out of how much if known, and a message.
 ///
@@ -82,10 +83,10 @@ pin_project! {
     /// The stream of [`OperationContext::progress_stream`]: the items of the inner stream,
     /// reporting progress every N of them, ending when the context's token is cancelled.
     #[must_use = "streams do nothing unless polled"]
-    pub struct ProgressStream<S> {
+    pub struct ProgressStream<S, K: Flavor = Sendable> {
         #[pin]
         inner: TakeUntilCancelled<S>,
-        cx: OperationContext,
+        cx: OperationContext<K>,
         every: u64,
         count: u64,
         reported: u64,
@@ -94,8 +95,8 @@ pin_project! {
     }
 }
 
-impl<S: Stream> ProgressStream<S> {
-    pub(crate) fn new(stream: S, cx: &OperationContext, every: u64) -> Self {
+impl<S: Stream, K: Flavor> ProgressStream<S, K> {
+    pub(crate) fn new(stream: S, cx: &OperationContext<K>, every: u64) -> Self {
         let total = match stream.size_hint() {
             (lower, Some(upper)) if lower == upper => Some(lower as u64),
             _ => None,
@@ -148,7 +149,7 @@ impl<S: Stream> ProgressStream<S> {
     }
 }
 
-impl<S: Stream> Stream for ProgressStream<S> {
+impl<S: Stream, K: Flavor> Stream for ProgressStream<S, K> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
@@ -178,13 +179,13 @@ impl<S: Stream> Stream for ProgressStream<S> {
     }
 }
 
-impl<S: Stream> FusedStream for ProgressStream<S> {
+impl<S: Stream, K: Flavor> FusedStream for ProgressStream<S, K> {
     fn is_terminated(&self) -> bool {
         self.inner.is_terminated()
     }
 }
 
-impl<S> fmt::Debug for ProgressStream<S> {
+impl<S, K: Flavor> fmt::Debug for ProgressStream<S, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProgressStream")
             .field("operation", self.cx.id())

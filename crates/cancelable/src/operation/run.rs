@@ -1,7 +1,6 @@
 //! The futures of [`Operation::run`](crate::Operation::run) and
 //! [`Operation::try_run`](crate::Operation::try_run), and [`OperationError`].
 
-use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,10 +14,8 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::wait::WaitForCancellationFutureOwned;
 
 use super::context::OperationContext;
+use super::flavor::{BoxedSource, Flavor, Sendable};
 use super::status::OperationStatus;
-
-/// A `cancel_on` source as the operation keeps it: a future yielding the reason to cancel with.
-pub(crate) type BoxedSource = Pin<Box<dyn Future<Output = CancelReason> + Send>>;
 
 /// How the driver ended: the body's output, or the operation's cancelation.
 enum Ended<O> {
@@ -29,17 +26,17 @@ enum Ended<O> {
 pin_project! {
     /// Drives one body: starts the operation, polls its sources, drops the body at cancelation
     /// (unless shielded), records panics and early drops. `Run`/`TryRun` record the outcome.
-    struct Driver<Fut> {
-        cx: OperationContext,
+    struct Driver<Fut, K: Flavor> {
+        cx: OperationContext<K>,
         #[pin]
         body: Option<Fut>,
-        sources: Vec<BoxedSource>,
+        sources: Vec<BoxedSource<K>>,
         #[pin]
         waiter: WaitForCancellationFutureOwned,
         started: bool,
     }
 
-    impl<Fut> PinnedDrop for Driver<Fut> {
+    impl<Fut, K: Flavor> PinnedDrop for Driver<Fut, K> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if this.body.is_some() {
@@ -53,8 +50,8 @@ pin_project! {
     }
 }
 
-impl<Fut: Future> Driver<Fut> {
-    fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
+impl<Fut: Future, K: Flavor> Driver<Fut, K> {
+    fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             waiter: cx.token.clone().cancelled_owned(),
             cx,
@@ -113,8 +110,8 @@ impl<Fut: Future> Driver<Fut> {
 /// One poll of the body with `current()` set and, with `std`, a panic recorded as `Failed`
 /// before it resumes.
 #[cfg(feature = "std")]
-fn poll_body<Fut: Future>(
-    op: &OperationContext,
+fn poll_body<Fut: Future, K: Flavor>(
+    op: &OperationContext<K>,
     body: Pin<&mut Fut>,
     cx: &mut Context<'_>,
 ) -> Poll<Fut::Output> {
@@ -149,8 +146,8 @@ fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String
 }
 
 #[cfg(not(feature = "std"))]
-fn poll_body<Fut: Future>(
-    op: &OperationContext,
+fn poll_body<Fut: Future, K: Flavor>(
+    op: &OperationContext<K>,
     body: Pin<&mut Fut>,
     cx: &mut Context<'_>,
 ) -> Poll<Fut::Output> {
@@ -163,14 +160,14 @@ fn poll_body<Fut: Future>(
 pin_project! {
     /// The future of [`Operation::run`](crate::Operation::run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct Run<Fut> {
+    pub struct Run<Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut>,
+        driver: Driver<Fut, K>,
     }
 }
 
-impl<Fut: Future> Run<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
+impl<Fut: Future, K: Flavor> Run<Fut, K> {
+    pub(crate) fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -186,12 +183,12 @@ impl<Fut: Future> Run<Fut> {
     /// futures_lite::future::block_on(run).unwrap();
     /// assert_eq!(cx.status(), OperationStatus::Completed);
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.driver.cx
     }
 }
 
-impl<T, Fut: Future<Output = Result<T, Cancelled>>> Future for Run<Fut> {
+impl<T, Fut: Future<Output = Result<T, Cancelled>>, K: Flavor> Future for Run<Fut, K> {
     type Output = Result<T, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -213,7 +210,7 @@ impl<T, Fut: Future<Output = Result<T, Cancelled>>> Future for Run<Fut> {
     }
 }
 
-impl<Fut> fmt::Debug for Run<Fut> {
+impl<Fut, K: Flavor> fmt::Debug for Run<Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
             .field("operation", &self.driver.cx)
@@ -224,14 +221,14 @@ impl<Fut> fmt::Debug for Run<Fut> {
 pin_project! {
     /// The future of [`Operation::try_run`](crate::Operation::try_run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryRun<Fut> {
+    pub struct TryRun<Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut>,
+        driver: Driver<Fut, K>,
     }
 }
 
-impl<Fut: Future> TryRun<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
+impl<Fut: Future, K: Flavor> TryRun<Fut, K> {
+    pub(crate) fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -244,12 +241,12 @@ impl<Fut: Future> TryRun<Fut> {
     /// let run = Operation::new("t").try_run(|_| async { Ok::<_, std::io::Error>(()) });
     /// assert_eq!(run.context().name(), "t");
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.driver.cx
     }
 }
 
-impl<T, E, Fut> Future for TryRun<Fut>
+impl<T, E, Fut, K: Flavor> Future for TryRun<Fut, K>
 where
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display,
@@ -283,7 +280,7 @@ where
     }
 }
 
-impl<Fut> fmt::Debug for TryRun<Fut> {
+impl<Fut, K: Flavor> fmt::Debug for TryRun<Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryRun")
             .field("operation", &self.driver.cx)

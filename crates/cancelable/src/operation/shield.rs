@@ -22,20 +22,21 @@ use pin_project_lite::pin_project;
 use crate::sync::Ordering;
 
 use super::context::OperationContext;
+use super::flavor::{Flavor, Sendable};
 
 pin_project! {
     /// The future of [`OperationContext::shield`] and [`OperationContext::shield_with`].
     #[must_use = "futures do nothing unless polled"]
-    pub struct Shield<F> {
+    pub struct Shield<F, K: Flavor = Sendable> {
         #[pin]
         future: Option<F>,
-        shielded: OperationContext,
+        shielded: OperationContext<K>,
         guards_body: bool,
         entered: bool,
         parked: bool,
     }
 
-    impl<F> PinnedDrop for Shield<F> {
+    impl<F, K: Flavor> PinnedDrop for Shield<F, K> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.entered {
@@ -45,8 +46,8 @@ pin_project! {
     }
 }
 
-impl<F: Future> Shield<F> {
-    pub(crate) fn new(future: F, shielded: OperationContext, guards_body: bool) -> Self {
+impl<F: Future, K: Flavor> Shield<F, K> {
+    pub(crate) fn new(future: F, shielded: OperationContext<K>, guards_body: bool) -> Self {
         Self {
             future: Some(future),
             shielded,
@@ -69,12 +70,12 @@ impl<F: Future> Shield<F> {
     /// }))
     /// .unwrap();
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.shielded
     }
 }
 
-impl<F: Future> Future for Shield<F> {
+impl<F: Future, K: Flavor> Future for Shield<F, K> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -114,7 +115,7 @@ impl<F: Future> Future for Shield<F> {
 /// `true` if the shield that just ended was polled by its operation's run future (through the
 /// body) and not inside another shield of the same operation.
 #[cfg(feature = "std")]
-fn ends_the_body_here(cx: &OperationContext) -> bool {
+fn ends_the_body_here<K: Flavor>(cx: &OperationContext<K>) -> bool {
     super::current::polled_in_body_outside_shields(&cx.shared)
 }
 
@@ -123,12 +124,12 @@ fn ends_the_body_here(cx: &OperationContext) -> bool {
 /// of it at the same moment can make a shield return instead of parking; the body then stops at
 /// its next poll).
 #[cfg(not(feature = "std"))]
-fn ends_the_body_here(cx: &OperationContext) -> bool {
+fn ends_the_body_here<K: Flavor>(cx: &OperationContext<K>) -> bool {
     cx.shared.body_polls.load(Ordering::Acquire) > 0
         && cx.shared.shield_polls.load(Ordering::Acquire) == 0
 }
 
-impl<F> fmt::Debug for Shield<F> {
+impl<F, K: Flavor> fmt::Debug for Shield<F, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shield")
             .field("operation", self.shielded.id())
