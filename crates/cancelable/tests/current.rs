@@ -171,3 +171,57 @@ fn right_on_a_multi_threaded_executor() {
         moved.load(Ordering::Relaxed)
     );
 }
+
+#[test]
+fn the_body_closure_runs_at_the_first_poll_inside_its_operation() {
+    // Built outside every operation, awaited inside one.
+    let built = Operation::new("ahead").run(|cx| {
+        let seen = current().map(|c| c.id().clone());
+        async move { Ok(seen.as_ref() == Some(cx.id())) }
+    });
+    let out = block_on(Operation::new("outer").run(|_| async move { built.await }));
+    assert_eq!(
+        out,
+        Ok(true),
+        "current() in the body closure is the operation itself"
+    );
+}
+
+#[test]
+fn an_operation_built_ahead_of_time_records_the_one_that_first_polls_it_as_parent() {
+    let built = Operation::new("ahead").run(|cx| async move { Ok(cx.parent_id().cloned()) });
+    let cx = built.context().clone();
+    block_on(Operation::new("outer").run(|outer| async move {
+        assert_eq!(built.await?.as_ref(), Some(outer.id()));
+        Ok(())
+    }))
+    .unwrap();
+    assert!(cx.parent_id().is_some());
+}
+
+#[test]
+fn the_recorded_parents_cancel_reaches_the_child_even_after_it_moved_away() {
+    let (moved, arrived) = std::sync::mpsc::channel();
+    let mut outer = Box::pin(Operation::new("outer").run(move |_| async move {
+        let mut inner =
+            Box::pin(Operation::new("inner").run(|_| future::pending::<Result<(), _>>()));
+        assert!(future::poll_once(inner.as_mut()).await.is_none()); // first polled here
+        moved.send(inner).unwrap(); // then runs on another thread
+        future::pending::<()>().await;
+        Ok(())
+    }));
+    assert!(block_on(future::poll_once(outer.as_mut())).is_none());
+    let inner = arrived.recv().unwrap();
+    assert_eq!(inner.context().parent_id(), Some(outer.context().id()));
+    let (done, result) = std::sync::mpsc::channel();
+    thread::spawn(move || done.send(block_on(inner)));
+    outer
+        .context()
+        .token()
+        .cancel_with(cancelable::CancelKind::Shutdown);
+    let err = result
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the parent's cancel never reached the child that records it as parent")
+        .unwrap_err();
+    assert_eq!(err.reason().kind(), cancelable::CancelKind::Shutdown);
+}

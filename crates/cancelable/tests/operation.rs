@@ -417,3 +417,20 @@ fn many_operations_on_a_shared_parent_leave_nothing_behind() {
     }
     assert_eq!(bodies.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn an_operation_cancelled_before_its_first_poll_never_calls_its_body() {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let run = Operation::new("never started").run(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    assert!(
+        !called.load(Ordering::SeqCst),
+        "run() does not call the body"
+    );
+    run.context().token().cancel();
+    assert!(block_on(run).is_err());
+    assert!(!called.load(Ordering::SeqCst));
+}
