@@ -124,7 +124,7 @@ impl Registry {
             let live: Vec<_> = inner
                 .live
                 .values()
-                .filter(|op| filter.matches_static(&op.name, op.parent_id.as_ref()))
+                .filter(|op| filter.matches_static(&op.name, op.parent_id()))
                 .cloned()
                 .collect();
             let finished: Vec<_> = if filter.active_only {

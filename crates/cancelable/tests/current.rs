@@ -54,15 +54,80 @@ fn the_innermost_operation_at_any_depth_of_plain_async_fns() {
 }
 
 #[test]
-fn an_operation_started_inside_another_records_it_as_parent() {
+fn an_operation_first_polled_inside_another_records_it_as_parent() {
     block_on(Operation::new("outer").run(|outer| async move {
         let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id().cloned()) });
-        assert_eq!(run.context().parent_id(), Some(outer.id()));
-        assert!(!run.context().token().is_cancelled());
+        assert_eq!(
+            run.context().parent_id(),
+            None,
+            "recorded at the first poll"
+        );
         assert_eq!(run.await?.as_ref(), Some(outer.id()));
         Ok(())
     }))
     .unwrap();
+}
+
+#[test]
+fn the_recorded_parents_cancel_reaches_a_child_its_shield_keeps_polling() {
+    let out: Result<(), _> = block_on(Operation::new("outer").run(|outer| async move {
+        let child = Operation::new("child").run(|_| future::pending::<Result<(), _>>());
+        let child_cx = child.context().clone();
+        // The outer body stays alive in its shield, so the child is polled on after the cancel.
+        let shielded = outer.shield(async {
+            future::yield_now().await;
+            outer.token().cancel_with(cancelable::CancelKind::Shutdown);
+            future::yield_now().await;
+        });
+        let (_, child_out) = future::zip(shielded, child).await;
+        assert_eq!(child_cx.parent_id(), Some(outer.id()));
+        assert_eq!(
+            child_out.unwrap_err().reason().kind(),
+            cancelable::CancelKind::Shutdown
+        );
+        Ok(())
+    }));
+    assert!(out.is_err());
+}
+
+#[test]
+fn an_operation_first_polled_inside_a_shield_is_protected_by_it() {
+    let flushed = Arc::new(std::sync::Mutex::new(None));
+    let seen = flushed.clone();
+    let out: Result<(), _> = block_on(Operation::new("outer").run(|outer| async move {
+        let token = outer.token().clone();
+        outer
+            .shield(async move {
+                let flush = Operation::new("flush").run(|cx| async move {
+                    token.cancel_with(cancelable::CancelKind::Shutdown); // arrives mid-flush
+                    future::yield_now().await;
+                    cx.check()?;
+                    Ok(cx.parent_id().cloned())
+                });
+                *seen.lock().unwrap() = Some(flush.await);
+            })
+            .await;
+        Ok(())
+    }));
+    assert!(out.is_err(), "the outer body stops at the shield's end");
+    let flush = flushed.lock().unwrap().take().unwrap();
+    assert!(
+        flush.unwrap().is_some(),
+        "the shielded operation is its parent"
+    );
+}
+
+#[test]
+fn an_operation_first_polled_outside_every_operation_has_no_parent() {
+    let mut moved = None;
+    block_on(Operation::new("creator").run(|_| async {
+        // Built here but run elsewhere (as a spawned task would be).
+        moved =
+            Some(Operation::new("spawned").run(|cx| async move { Ok(cx.parent_id().cloned()) }));
+        Ok(())
+    }))
+    .unwrap();
+    assert_eq!(block_on(moved.unwrap()), Ok(None));
 }
 
 #[test]
@@ -179,7 +244,7 @@ fn the_body_closure_runs_at_the_first_poll_inside_its_operation() {
         let seen = current().map(|c| c.id().clone());
         async move { Ok(seen.as_ref() == Some(cx.id())) }
     });
-    let out = block_on(Operation::new("outer").run(|_| async move { built.await }));
+    let out = block_on(Operation::new("outer").run(|_| built));
     assert_eq!(
         out,
         Ok(true),

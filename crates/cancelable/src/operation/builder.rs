@@ -378,22 +378,35 @@ impl<K: Flavor> OperationBuilder<K> {
     /// if the body panics (the panic then resumes). Dropping the future before it ends
     /// cancels the operation (reason `manual`).
     ///
-    /// With `std`, an operation started while another one's body is being polled records that
-    /// one as its `parent_id` (without linking their tokens: use
-    /// [`child_of`](OperationBuilder::child_of) for that).
+    /// `body` is called at the first poll, inside the operation (so [`current()`](crate::current)
+    /// in it is this operation), and not at all if the operation is cancelled or dropped
+    /// before. With `std`, an operation first polled inside another one's body (awaited or
+    /// joined there) records that one as its `parent_id`, unless it has one from
+    /// [`child_of`](OperationBuilder::child_of), and is cancelled with it, with its reason,
+    /// wherever it runs afterwards. First polled inside a shield, it is the shield's token that
+    /// reaches it: the shield protects it too. An operation first polled outside every
+    /// operation (spawned onto an executor) has no such parent: use `child_of` for one.
+    /// The returned future holds `body` until that first poll, so it is `Send` when both the
+    /// closure and its future are (as with a closure that captures `Send` values).
     ///
     /// ```
     /// use cancelable::Operation;
-    /// let n = futures_lite::future::block_on(Operation::new("t").run(|_| async { Ok(5) }));
+    /// use futures_lite::future;
+    ///
+    /// let n = future::block_on(Operation::new("t").run(|_| async { Ok(5) }));
     /// assert_eq!(n, Ok(5));
+    ///
+    /// // Built ahead of time, run inside another operation: that one is its parent.
+    /// let step = Operation::new("step").run(|cx| async move { Ok(cx.parent_id().cloned()) });
+    /// let parent = future::block_on(Operation::new("job").id("job-1").run(|_| step));
+    /// assert_eq!(parent.unwrap().unwrap(), "job-1");
     /// ```
-    pub fn run<F, Fut, T>(self, body: F) -> Run<Fut, K>
+    pub fn run<F, Fut, T>(self, body: F) -> Run<F, Fut, K>
     where
         F: FnOnce(OperationContext<K>) -> Fut,
         Fut: Future<Output = Result<T, Cancelled>>,
     {
         let (cx, sources) = self.start();
-        let body = body(cx.clone());
         Run::new(cx, body, sources)
     }
 
@@ -415,14 +428,13 @@ impl<K: Flavor> OperationBuilder<K> {
     ///     other => panic!("{other:?}"),
     /// }
     /// ```
-    pub fn try_run<F, Fut, T, E>(self, body: F) -> TryRun<Fut, K>
+    pub fn try_run<F, Fut, T, E>(self, body: F) -> TryRun<F, Fut, K>
     where
         F: FnOnce(OperationContext<K>) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
         let (cx, sources) = self.start();
-        let body = body(cx.clone());
         TryRun::new(cx, body, sources)
     }
 
@@ -435,19 +447,13 @@ impl<K: Flavor> OperationBuilder<K> {
             [parent] => parent.child_token(),
             parents => CancellationToken::any_of(parents),
         };
-        #[cfg(feature = "std")]
-        let parent_id = self
-            .parent_id
-            .or_else(|| super::current::current().map(|cx| cx.id().clone()));
-        #[cfg(not(feature = "std"))]
-        let parent_id = self.parent_id;
         let shared = Arc::new(Shared::new(SharedInit {
             id,
             #[cfg(feature = "std")]
             seq,
             name: self.name,
             metadata: self.metadata,
-            parent_id,
+            parent_id: self.parent_id,
             token: token.clone(),
             on_progress: self.on_progress,
             on_status: self.on_status,

@@ -29,7 +29,11 @@ pub struct Shared<K: Sealed> {
     pub(crate) seq: u64,
     pub(crate) name: String,
     pub(crate) metadata: BTreeMap<String, String>,
-    pub(crate) parent_id: Option<OperationId>,
+    /// The operation this one was made a child of or (with `std`) first polled in; set once.
+    #[cfg(feature = "std")]
+    parent_id: std::sync::OnceLock<OperationId>,
+    #[cfg(not(feature = "std"))]
+    parent_id: Option<OperationId>,
     /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
     pub(crate) token: CancellationToken,
     state: Mutex<State>,
@@ -86,6 +90,11 @@ impl<K: Flavor> Shared<K> {
             seq: init.seq,
             name: init.name,
             metadata: init.metadata,
+            #[cfg(feature = "std")]
+            parent_id: init
+                .parent_id
+                .map_or_else(std::sync::OnceLock::new, Into::into),
+            #[cfg(not(feature = "std"))]
             parent_id: init.parent_id,
             token: init.token,
             state: Mutex::new(State {
@@ -112,6 +121,19 @@ impl<K: Flavor> Shared<K> {
         }
     }
 
+    pub(crate) fn parent_id(&self) -> Option<&OperationId> {
+        #[cfg(feature = "std")]
+        return self.parent_id.get();
+        #[cfg(not(feature = "std"))]
+        return self.parent_id.as_ref();
+    }
+
+    /// Records `parent` as the parent if none is recorded yet; `true` if it was.
+    #[cfg(feature = "std")]
+    pub(crate) fn adopt_parent(&self, parent: OperationId) -> bool {
+        self.parent_id.set(parent).is_ok()
+    }
+
     pub(crate) fn status(&self) -> OperationStatus {
         self.state.with(|s| s.status)
     }
@@ -125,7 +147,7 @@ impl<K: Flavor> Shared<K> {
             error: s.error.clone(),
             progress: s.progress.clone(),
             metadata: self.metadata.clone(),
-            parent_id: self.parent_id.clone(),
+            parent_id: self.parent_id().cloned(),
             #[cfg(feature = "std")]
             started_at: s.started.map(|(_, wall)| wall),
             #[cfg(feature = "std")]
@@ -392,7 +414,10 @@ impl<K: Flavor> OperationContext<K> {
         &self.shared.name
     }
 
-    /// The id of the operation this one was started in or made a child of.
+    /// The id of the operation this one was made a child of, or (with `std`) first polled in;
+    /// `None` before the first poll unless it came from
+    /// [`child_of`](crate::OperationBuilder::child_of). The parent's cancelation reaches this
+    /// operation (see [`run`](crate::OperationBuilder::run)).
     ///
     /// ```
     /// use cancelable::Operation;
@@ -402,7 +427,7 @@ impl<K: Flavor> OperationContext<K> {
     /// assert_eq!(parent.unwrap(), None);
     /// ```
     pub fn parent_id(&self) -> Option<&OperationId> {
-        self.shared.parent_id.as_ref()
+        self.shared.parent_id()
     }
 
     /// `Err(Cancelled)` with the reason once this context's token is cancelled: a checkpoint

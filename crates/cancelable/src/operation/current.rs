@@ -6,11 +6,19 @@
 
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
+
+use crate::reason::CancelReason;
 use crate::sync::Arc;
+use crate::token::CancellationToken;
+use crate::wait::WaitForCancellationFutureOwned;
 
 use super::context::{OperationContext, Shared};
 use super::flavor::Flavor;
+use super::status::OperationId;
 
 std::thread_local! {
     static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
@@ -28,6 +36,9 @@ pub enum Entry {
         op: *const (),
         /// Its body, not a shield.
         main: bool,
+        id: OperationId,
+        /// The token of the body or shield being polled.
+        token: CancellationToken,
     },
 }
 
@@ -44,6 +55,13 @@ impl Entry {
         match self {
             Entry::Sendable(cx) => cx.is_main(),
             Entry::Local { main, .. } => *main,
+        }
+    }
+
+    fn id_and_token(&self) -> (&OperationId, &CancellationToken) {
+        match self {
+            Entry::Sendable(cx) => (cx.id(), cx.token()),
+            Entry::Local { id, token, .. } => (id, token),
         }
     }
 }
@@ -107,4 +125,64 @@ pub(crate) fn polled_in_body_outside_shields<K: Flavor>(shared: &Arc<Shared<K>>)
         }
         in_body
     })
+}
+
+pin_project! {
+    /// The link of an operation to the one whose body (or shield) first polls it: that one is
+    /// recorded as its `parent_id` (unless it has one from `child_of`) and its cancelation
+    /// reaches this one, wherever this one runs afterwards. No allocation: the wait is inline.
+    pub(crate) struct ParentLink {
+        token: Option<CancellationToken>,
+        #[pin]
+        cancelled: Option<WaitForCancellationFutureOwned>,
+    }
+}
+
+impl ParentLink {
+    pub(crate) fn new() -> Self {
+        Self {
+            token: None,
+            cancelled: None,
+        }
+    }
+
+    /// At the first poll of `op`: links it to the innermost operation polled on this thread.
+    pub(crate) fn adopt<K: Flavor>(self: Pin<&mut Self>, op: &Shared<K>) {
+        if op.parent_id().is_some() {
+            return; // `child_of`: recorded, and linked through the token's parents
+        }
+        let Some((id, token)) = STACK.with_borrow(|stack| {
+            let (id, token) = stack.last()?.id_and_token();
+            Some((id.clone(), token.clone()))
+        }) else {
+            return;
+        };
+        if op.adopt_parent(id) {
+            let mut this = self.project();
+            this.cancelled.set(Some(token.clone().cancelled_owned()));
+            *this.token = Some(token);
+        }
+    }
+
+    /// The parent's reason once it is cancelled (then the link is done).
+    pub(crate) fn poll_cancelled(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Option<CancelReason> {
+        let mut this = self.project();
+        let cancelled = this.cancelled.as_mut().as_pin_mut()?;
+        if cancelled.poll(cx) == Poll::Pending {
+            return None;
+        }
+        this.cancelled.set(None);
+        Some(this.token.take()?.reason().unwrap_or_default())
+    }
+}
+
+impl core::fmt::Debug for ParentLink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ParentLink")
+            .field("parent", &self.token)
+            .finish()
+    }
 }

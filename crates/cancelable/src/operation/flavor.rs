@@ -136,6 +136,8 @@ pub(crate) mod sealed {
             Entry::Local {
                 op: Arc::as_ptr(op).cast(),
                 main: *token == op.token,
+                id: op.id.clone(),
+                token: token.clone(),
             }
         }
 

@@ -24,24 +24,43 @@ enum Ended<O> {
 }
 
 pin_project! {
+    /// The body: its closure until the first poll calls it (inside the operation, so
+    /// `current()` and the recorded parent are those of where it runs), then its future.
+    #[project = BodyProj]
+    enum Body<F, Fut> {
+        NotStarted { start: Option<F> },
+        Started { #[pin] future: Fut },
+        Ended,
+    }
+}
+
+impl<F, Fut> Body<F, Fut> {
+    fn has_ended(&self) -> bool {
+        matches!(self, Body::Ended)
+    }
+}
+
+pin_project! {
     /// Drives one body: starts the operation, polls its sources, drops the body at cancelation
     /// (unless shielded), records panics and early drops. `Run`/`TryRun` record the outcome.
-    struct Driver<Fut, K: Flavor> {
+    struct Driver<F, Fut, K: Flavor> {
         cx: OperationContext<K>,
         #[pin]
-        body: Option<Fut>,
+        body: Body<F, Fut>,
         sources: Vec<BoxedSource<K>>,
         #[pin]
         waiter: WaitForCancellationFutureOwned,
+        #[pin]
+        parent: ParentLink,
         started: bool,
     }
 
-    impl<Fut, K: Flavor> PinnedDrop for Driver<Fut, K> {
+    impl<F, Fut, K: Flavor> PinnedDrop for Driver<F, Fut, K> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.body.is_some() {
+            if !this.body.has_ended() {
                 // Dropped before it ended: whoever holds a clone of the token learns it is over.
-                this.body.set(None);
+                this.body.set(Body::Ended);
                 this.cx.shared.finish_cancelled(
                     CancelReason::manual().with_message("the operation's future was dropped before it finished"),
                 );
@@ -50,43 +69,55 @@ pin_project! {
     }
 }
 
-impl<Fut: Future, K: Flavor> Driver<Fut, K> {
-    fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
+impl<F, Fut, K> Driver<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    fn new(cx: OperationContext<K>, start: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             waiter: cx.token.clone().cancelled_owned(),
             cx,
-            body: Some(body),
+            body: Body::NotStarted { start: Some(start) },
             sources,
+            parent: ParentLink::new(),
             started: false,
         }
     }
 
     fn poll_drive(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<Fut::Output>> {
         let mut this = self.project();
-        let Some(body) = this.body.as_mut().as_pin_mut() else {
+        if this.body.has_ended() {
             panic!("an operation's future polled after completion");
-        };
+        }
         let shared = &this.cx.shared;
         if !*this.started {
             *this.started = true;
+            this.parent.as_mut().adopt(shared);
             shared.start();
         }
         if shared.token.is_cancelled() {
             // The first cancelation wins; the sources cannot change anything any more.
             this.sources.clear();
         } else {
-            this.sources
-                .retain_mut(|source| match source.as_mut().poll(cx) {
-                    Poll::Pending => true,
-                    Poll::Ready(reason) => {
-                        shared.token.cancel_with(reason);
-                        false
-                    }
-                });
+            if let Some(reason) = this.parent.as_mut().poll_cancelled(cx) {
+                shared.token.cancel_with(reason);
+            }
+            if !this.sources.is_empty() {
+                this.sources
+                    .retain_mut(|source| match source.as_mut().poll(cx) {
+                        Poll::Pending => true,
+                        Poll::Ready(reason) => {
+                            shared.token.cancel_with(reason);
+                            false
+                        }
+                    });
+            }
         }
         if !shared.must_stop() {
-            if let Poll::Ready(output) = poll_body(this.cx, body, cx) {
-                this.body.set(None);
+            if let Poll::Ready(output) = poll_body(this.cx, this.body.as_mut(), cx) {
+                this.body.set(Body::Ended);
                 this.sources.clear();
                 return Poll::Ready(Ended::Finished(output));
             }
@@ -99,7 +130,7 @@ impl<Fut: Future, K: Flavor> Driver<Fut, K> {
                 return Poll::Pending;
             }
         }
-        this.body.set(None);
+        this.body.set(Body::Ended);
         this.sources.clear();
         let reason = shared.token.reason().unwrap_or_default();
         shared.finish(OperationStatus::Cancelled, Some(reason.clone()), None);
@@ -107,19 +138,47 @@ impl<Fut: Future, K: Flavor> Driver<Fut, K> {
     }
 }
 
+/// Calls the body's closure if this is its first poll, then polls its future.
+fn start_and_poll<F, Fut, K>(
+    op: &OperationContext<K>,
+    mut body: Pin<&mut Body<F, Fut>>,
+    cx: &mut Context<'_>,
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    if let BodyProj::NotStarted { start } = body.as_mut().project() {
+        let start = start.take().expect("a body's closure is called once");
+        body.set(Body::Started {
+            future: start(op.clone()),
+        });
+    }
+    match body.project() {
+        BodyProj::Started { future } => future.poll(cx),
+        _ => unreachable!("the body was started above"),
+    }
+}
+
 /// One poll of the body with `current()` set and, with `std`, a panic recorded as `Failed`
 /// before it resumes.
 #[cfg(feature = "std")]
-fn poll_body<Fut: Future, K: Flavor>(
+fn poll_body<F, Fut, K>(
     op: &OperationContext<K>,
-    body: Pin<&mut Fut>,
+    body: Pin<&mut Body<F, Fut>>,
     cx: &mut Context<'_>,
-) -> Poll<Fut::Output> {
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _current = super::current::enter(op);
         #[cfg(feature = "tracing")]
         let _span = op.shared.span.enter();
-        body.poll(cx)
+        start_and_poll(op, body, cx)
     }));
     match polled {
         Ok(poll) => poll,
@@ -146,28 +205,59 @@ fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String
 }
 
 #[cfg(not(feature = "std"))]
-fn poll_body<Fut: Future, K: Flavor>(
+fn poll_body<F, Fut, K>(
     op: &OperationContext<K>,
-    body: Pin<&mut Fut>,
+    body: Pin<&mut Body<F, Fut>>,
     cx: &mut Context<'_>,
-) -> Poll<Fut::Output> {
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
     let _polling = super::context::Polling::enter(&op.shared.body_polls);
     #[cfg(feature = "tracing")]
     let _span = op.shared.span.enter();
-    body.poll(cx)
+    start_and_poll(op, body, cx)
 }
+
+/// Without `std` there is no `current()`: an operation's parents are the ones it was built
+/// with, so there is nothing to link at the first poll.
+#[cfg(not(feature = "std"))]
+struct ParentLink;
+
+#[cfg(not(feature = "std"))]
+impl ParentLink {
+    fn new() -> Self {
+        ParentLink
+    }
+
+    fn adopt<K: Flavor>(self: Pin<&mut Self>, _: &super::context::Shared<K>) {}
+
+    fn poll_cancelled(self: Pin<&mut Self>, _: &mut Context<'_>) -> Option<CancelReason> {
+        None
+    }
+}
+
+#[cfg(feature = "std")]
+use super::current::ParentLink;
 
 pin_project! {
     /// The future of [`Operation::run`](crate::Operation::run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct Run<Fut, K: Flavor = Sendable> {
+    pub struct Run<F, Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut, K>,
+        driver: Driver<F, Fut, K>,
     }
 }
 
-impl<Fut: Future, K: Flavor> Run<Fut, K> {
-    pub(crate) fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
+impl<F, Fut, K> Run<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    pub(crate) fn new(cx: OperationContext<K>, body: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -188,7 +278,12 @@ impl<Fut: Future, K: Flavor> Run<Fut, K> {
     }
 }
 
-impl<T, Fut: Future<Output = Result<T, Cancelled>>, K: Flavor> Future for Run<Fut, K> {
+impl<T, F, Fut, K> Future for Run<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future<Output = Result<T, Cancelled>>,
+    K: Flavor,
+{
     type Output = Result<T, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -210,7 +305,7 @@ impl<T, Fut: Future<Output = Result<T, Cancelled>>, K: Flavor> Future for Run<Fu
     }
 }
 
-impl<Fut, K: Flavor> fmt::Debug for Run<Fut, K> {
+impl<F, Fut, K: Flavor> fmt::Debug for Run<F, Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
             .field("operation", &self.driver.cx)
@@ -221,14 +316,19 @@ impl<Fut, K: Flavor> fmt::Debug for Run<Fut, K> {
 pin_project! {
     /// The future of [`Operation::try_run`](crate::Operation::try_run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryRun<Fut, K: Flavor = Sendable> {
+    pub struct TryRun<F, Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut, K>,
+        driver: Driver<F, Fut, K>,
     }
 }
 
-impl<Fut: Future, K: Flavor> TryRun<Fut, K> {
-    pub(crate) fn new(cx: OperationContext<K>, body: Fut, sources: Vec<BoxedSource<K>>) -> Self {
+impl<F, Fut, K> TryRun<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    pub(crate) fn new(cx: OperationContext<K>, body: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -246,8 +346,9 @@ impl<Fut: Future, K: Flavor> TryRun<Fut, K> {
     }
 }
 
-impl<T, E, Fut, K: Flavor> Future for TryRun<Fut, K>
+impl<T, E, F, Fut, K: Flavor> Future for TryRun<F, Fut, K>
 where
+    F: FnOnce(OperationContext<K>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display,
 {
@@ -280,7 +381,7 @@ where
     }
 }
 
-impl<Fut, K: Flavor> fmt::Debug for TryRun<Fut, K> {
+impl<F, Fut, K: Flavor> fmt::Debug for TryRun<F, Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryRun")
             .field("operation", &self.driver.cx)

@@ -256,7 +256,8 @@ pub struct OperationSnapshot {
     pub progress: Option<Progress>,
     /// The builder's metadata.
     pub metadata: BTreeMap<String, String>,
-    /// The operation this one was started in (or made a child of).
+    /// The operation this one was made a child of or first polled in; its cancelation reaches
+    /// this one.
     pub parent_id: Option<OperationId>,
     /// When it started running (wall clock).
     #[cfg(feature = "std")]
