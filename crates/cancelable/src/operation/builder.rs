@@ -99,7 +99,7 @@ pub struct OperationBuilder<K: Flavor> {
 }
 
 impl OperationBuilder<Sendable> {
-    /// A builder for an operation called `name` (names need not be unique; ids are).
+    /// A builder for an operation called `name` (names need not be unique).
     ///
     /// ```
     /// let op = cancelable::Operation::new("import");
@@ -292,8 +292,9 @@ impl<K: Flavor> OperationBuilder<K> {
         }
     }
 
-    /// Uses `id` instead of a generated one. Ids of live operations in one registry must be
-    /// unique: a second live operation with the same id hides the first from lookups by id.
+    /// Uses `id` instead of a generated one (generated ones are unique in the process). An
+    /// explicit id may be reused: a [`Registry`](crate::Registry) lists, counts and cancels
+    /// every live operation with it; [`get`](crate::Registry::get) gives the latest started.
     ///
     /// ```
     /// use cancelable::Operation;
