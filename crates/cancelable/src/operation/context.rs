@@ -483,6 +483,55 @@ impl<K: Flavor> OperationContext<K> {
         self.shared.report(Progress::new(done, total, message));
     }
 
+    /// Records a whole progress report, with its metadata, like
+    /// [`report_progress`](Self::report_progress).
+    ///
+    /// ```
+    /// use cancelable::{Operation, Progress};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let files = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = files.clone();
+    /// futures_lite::future::block_on(
+    ///     Operation::new("upload")
+    ///         .on_progress(move |_, p| seen.lock().unwrap().push(p.metadata["file"].clone()))
+    ///         .run(|cx| async move {
+    ///             for (i, file) in ["a.csv", "b.csv"].into_iter().enumerate() {
+    ///                 cx.report(Progress::new(i as u64 + 1, Some(2), "files").with_metadata("file", file));
+    ///             }
+    ///             Ok(())
+    ///         }),
+    /// )
+    /// .unwrap();
+    /// assert_eq!(*files.lock().unwrap(), ["a.csv", "b.csv"]);
+    /// ```
+    pub fn report(&self, progress: Progress) {
+        self.shared.report(progress);
+    }
+
+    /// Cancels this context's token with `reason`: the operation's (its body is then dropped at
+    /// its next await, unless a shield holds it), or inside a shield the shield's. A shortcut
+    /// for `cx.token().cancel_with(reason)`; `true` if this call cancelled it.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, CancelReason, Operation, OperationStatus};
+    /// use futures_lite::future;
+    ///
+    /// let run = Operation::new("search").run(|cx| async move {
+    ///     cx.cancel(CancelReason::condition().with_message("found it"));
+    ///     future::yield_now().await; // stopped here
+    ///     unreachable!()
+    /// });
+    /// let cx = run.context().clone();
+    /// let err: Result<(), _> = future::block_on(run);
+    /// assert_eq!(err.unwrap_err().reason().message(), Some("found it"));
+    /// assert_eq!(cx.status(), OperationStatus::Cancelled);
+    /// assert!(!cx.cancel(CancelKind::Manual), "cancelled already");
+    /// ```
+    pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
+        self.token.cancel_with(reason)
+    }
+
     /// Runs `future` to completion even if the operation is cancelled meanwhile; if it was,
     /// the body stops right at the shield's end (the code after the shield does not run).
     ///

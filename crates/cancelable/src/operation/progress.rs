@@ -1,6 +1,8 @@
 //! Progress reports: [`Progress`] and the [`ProgressStream`] helper.
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -13,7 +15,8 @@ use crate::ext::{StreamExt, TakeUntilCancelled};
 use super::context::OperationContext;
 use super::flavor::{Flavor, Sendable};
 
-/// One progress report: how much is done, out of how much if known, and a message.
+/// One progress report: how much is done, out of how much if known, a message, and metadata
+/// (a few key/value pairs: the file being read, the latest item).
 ///
 /// ```
 /// use cancelable::Progress;
@@ -22,6 +25,10 @@ use super::flavor::{Flavor, Sendable};
 /// assert_eq!(p.to_string(), "3/12 rows (25%)");
 /// assert_eq!(p.fraction(), Some(0.25));
 /// assert_eq!(Progress::new(7, None, "").to_string(), "7");
+///
+/// let p = Progress::new(3, Some(12), "rows").with_metadata("file", "b.csv");
+/// assert_eq!(p.metadata["file"], "b.csv");
+/// assert_eq!(p.to_string(), "3/12 rows (25%) [file=b.csv]");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -32,6 +39,13 @@ pub struct Progress {
     pub total: Option<u64>,
     /// What the units are, or what is happening (`"rows"`, `"flushing"`).
     pub message: Cow<'static, str>,
+    /// Details of this report, by key (empty unless set: an empty map allocates nothing).
+    /// With `serde` it is left out of the JSON when empty.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "BTreeMap::is_empty")
+    )]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Progress {
@@ -46,7 +60,20 @@ impl Progress {
             done,
             total,
             message: message.into(),
+            metadata: BTreeMap::new(),
         }
+    }
+
+    /// Adds a metadata pair (a second value for a key replaces the first).
+    ///
+    /// ```
+    /// use cancelable::Progress;
+    /// let p = Progress::new(1, None, "files").with_metadata("file", "a.txt").with_metadata("bytes", "512");
+    /// assert_eq!(p.metadata.len(), 2);
+    /// ```
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
     }
 
     /// `done / total`, when the total is known and not zero.
@@ -74,6 +101,13 @@ impl fmt::Display for Progress {
         }
         if let Some(total) = self.total.filter(|&total| total > 0) {
             write!(f, " ({}%)", self.done.saturating_mul(100) / total)?;
+        }
+        for (i, (key, value)) in self.metadata.iter().enumerate() {
+            let open = if i == 0 { " [" } else { ", " };
+            write!(f, "{open}{key}={value}")?;
+        }
+        if !self.metadata.is_empty() {
+            f.write_str("]")?;
         }
         Ok(())
     }

@@ -270,6 +270,44 @@ pub struct OperationSnapshot {
     pub duration: Option<core::time::Duration>,
 }
 
+impl OperationSnapshot {
+    /// A snapshot with these three fields and nothing else recorded (no reason, error,
+    /// progress, metadata, parent or times): for tests, mocks and snapshots from elsewhere.
+    /// The fields are public, so set the rest directly.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, CancelReason, OperationFilter, OperationSnapshot, OperationStatus, Progress};
+    ///
+    /// let mut snap = OperationSnapshot::new("job-1", "nightly import", OperationStatus::Cancelled);
+    /// snap.reason = Some(CancelReason::timeout().with_message("took over 1h"));
+    /// snap.progress = Some(Progress::new(40, Some(100), "rows"));
+    /// assert!(OperationFilter::new().name_contains("import").matches(&snap));
+    /// assert_eq!(snap.reason.unwrap().kind(), CancelKind::Timeout);
+    /// ```
+    pub fn new(
+        id: impl Into<OperationId>,
+        name: impl Into<String>,
+        status: OperationStatus,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            status,
+            reason: None,
+            error: None,
+            progress: None,
+            metadata: BTreeMap::new(),
+            parent_id: None,
+            #[cfg(feature = "std")]
+            started_at: None,
+            #[cfg(feature = "std")]
+            ended_at: None,
+            #[cfg(feature = "std")]
+            duration: None,
+        }
+    }
+}
+
 #[cfg(feature = "serde")]
 mod snapshot_serde {
     use super::*;
