@@ -397,10 +397,11 @@ impl<K: Flavor> OperationBuilder<K> {
     /// let n = future::block_on(Operation::new("t").run(|_| async { Ok(5) }));
     /// assert_eq!(n, Ok(5));
     ///
-    /// // Built ahead of time, run inside another operation: that one is its parent.
-    /// let step = Operation::new("step").run(|cx| async move { Ok(cx.parent_id().cloned()) });
-    /// let parent = future::block_on(Operation::new("job").id("job-1").run(|_| step));
-    /// assert_eq!(parent.unwrap().unwrap(), "job-1");
+    /// // The closure is called at the first poll, not here.
+    /// let run = Operation::new("lazy").run(|_| -> future::Ready<Result<(), _>> {
+    ///     unreachable!("never polled")
+    /// });
+    /// drop(run);
     /// ```
     pub fn run<F, Fut, T>(self, body: F) -> Run<F, Fut, K>
     where
