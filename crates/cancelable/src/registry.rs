@@ -128,7 +128,7 @@ impl Registry {
                 .live
                 .values()
                 .flat_map(Slot::iter)
-                .filter(|op| filter.matches_static(&op.name, op.parent_id()))
+                .filter(|op| filter.matches_static(&op.name, op.parent_id().as_ref()))
                 .cloned()
                 .collect();
             let finished: Vec<_> = if filter.active_only {

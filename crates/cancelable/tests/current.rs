@@ -56,7 +56,7 @@ fn the_innermost_operation_at_any_depth_of_plain_async_fns() {
 #[test]
 fn an_operation_first_polled_inside_another_records_it_as_parent() {
     block_on(Operation::new("outer").run(|outer| async move {
-        let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id().cloned()) });
+        let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id()) });
         assert_eq!(
             run.context().parent_id(),
             None,
@@ -80,7 +80,7 @@ fn the_recorded_parents_cancel_reaches_a_child_its_shield_keeps_polling() {
             future::yield_now().await;
         });
         let (_, child_out) = future::zip(shielded, child).await;
-        assert_eq!(child_cx.parent_id(), Some(outer.id()));
+        assert_eq!(child_cx.parent_id().as_ref(), Some(outer.id()));
         assert_eq!(
             child_out.unwrap_err().reason().kind(),
             cancelable::CancelKind::Shutdown
@@ -102,7 +102,7 @@ fn an_operation_first_polled_inside_a_shield_is_protected_by_it() {
                     token.cancel_with(cancelable::CancelKind::Shutdown); // arrives mid-flush
                     future::yield_now().await;
                     cx.check()?;
-                    Ok(cx.parent_id().cloned())
+                    Ok(cx.parent_id())
                 });
                 *seen.lock().unwrap() = Some(flush.await);
             })
@@ -122,8 +122,7 @@ fn an_operation_first_polled_outside_every_operation_has_no_parent() {
     let mut moved = None;
     block_on(Operation::new("creator").run(|_| async {
         // Built here but run elsewhere (as a spawned task would be).
-        moved =
-            Some(Operation::new("spawned").run(|cx| async move { Ok(cx.parent_id().cloned()) }));
+        moved = Some(Operation::new("spawned").run(|cx| async move { Ok(cx.parent_id()) }));
         Ok(())
     }))
     .unwrap();
@@ -254,7 +253,7 @@ fn the_body_closure_runs_at_the_first_poll_inside_its_operation() {
 
 #[test]
 fn an_operation_built_ahead_of_time_records_the_one_that_first_polls_it_as_parent() {
-    let built = Operation::new("ahead").run(|cx| async move { Ok(cx.parent_id().cloned()) });
+    let built = Operation::new("ahead").run(|cx| async move { Ok(cx.parent_id()) });
     let cx = built.context().clone();
     block_on(Operation::new("outer").run(|outer| async move {
         assert_eq!(built.await?.as_ref(), Some(outer.id()));
@@ -277,7 +276,10 @@ fn the_recorded_parents_cancel_reaches_the_child_even_after_it_moved_away() {
     }));
     assert!(block_on(future::poll_once(outer.as_mut())).is_none());
     let inner = arrived.recv().unwrap();
-    assert_eq!(inner.context().parent_id(), Some(outer.context().id()));
+    assert_eq!(
+        inner.context().parent_id().as_ref(),
+        Some(outer.context().id())
+    );
     let (done, result) = std::sync::mpsc::channel();
     thread::spawn(move || done.send(block_on(inner)));
     outer

@@ -228,7 +228,7 @@ fn code_generic_over_the_flavor_serves_both_forms_and_links_them() {
         let inner = LocalOperation::new("inner").child_of(&outer).run(
             |cx: LocalOperationContext<'_>| async move {
                 checkpoint(&cx, 2).await?;
-                Ok(cx.parent_id().cloned())
+                Ok(cx.parent_id())
             },
         );
         let parent = inner.await?;

@@ -357,7 +357,7 @@ impl<K: Flavor> OperationBuilder<K> {
     ///
     /// future::block_on(Operation::new("outer").run(|outer| async move {
     ///     let inner = Operation::new("inner").child_of(&outer).run(|cx| async move {
-    ///         Ok(cx.parent_id().cloned())
+    ///         Ok(cx.parent_id())
     ///     });
     ///     assert_eq!(inner.await?.as_ref(), Some(outer.id()));
     ///     Ok(())

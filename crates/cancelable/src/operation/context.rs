@@ -29,11 +29,6 @@ pub struct Shared<K: Sealed> {
     pub(crate) seq: u64,
     pub(crate) name: String,
     pub(crate) metadata: BTreeMap<String, String>,
-    /// The operation this one was made a child of or (with `std`) first polled in; set once.
-    #[cfg(feature = "std")]
-    parent_id: std::sync::OnceLock<OperationId>,
-    #[cfg(not(feature = "std"))]
-    parent_id: Option<OperationId>,
     /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
     pub(crate) token: CancellationToken,
     state: Mutex<State>,
@@ -57,6 +52,8 @@ pub struct Shared<K: Sealed> {
 
 struct State {
     status: OperationStatus,
+    /// The operation this one was made a child of or (with `std`) first polled in.
+    parent_id: Option<OperationId>,
     reason: Option<CancelReason>,
     error: Option<String>,
     progress: Option<Progress>,
@@ -81,6 +78,7 @@ pub(crate) struct SharedInit<K: Sealed> {
 }
 
 impl<K: Flavor> Shared<K> {
+    #[inline]
     pub(crate) fn new(init: SharedInit<K>) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!("operation", id = %init.id, name = %init.name);
@@ -90,15 +88,10 @@ impl<K: Flavor> Shared<K> {
             seq: init.seq,
             name: init.name,
             metadata: init.metadata,
-            #[cfg(feature = "std")]
-            parent_id: init
-                .parent_id
-                .map_or_else(std::sync::OnceLock::new, Into::into),
-            #[cfg(not(feature = "std"))]
-            parent_id: init.parent_id,
             token: init.token,
             state: Mutex::new(State {
                 status: OperationStatus::Pending,
+                parent_id: init.parent_id,
                 reason: None,
                 error: None,
                 progress: None,
@@ -121,17 +114,8 @@ impl<K: Flavor> Shared<K> {
         }
     }
 
-    pub(crate) fn parent_id(&self) -> Option<&OperationId> {
-        #[cfg(feature = "std")]
-        return self.parent_id.get();
-        #[cfg(not(feature = "std"))]
-        return self.parent_id.as_ref();
-    }
-
-    /// Records `parent` as the parent if none is recorded yet; `true` if it was.
-    #[cfg(feature = "std")]
-    pub(crate) fn adopt_parent(&self, parent: OperationId) -> bool {
-        self.parent_id.set(parent).is_ok()
+    pub(crate) fn parent_id(&self) -> Option<OperationId> {
+        self.state.with(|s| s.parent_id.clone())
     }
 
     pub(crate) fn status(&self) -> OperationStatus {
@@ -147,7 +131,7 @@ impl<K: Flavor> Shared<K> {
             error: s.error.clone(),
             progress: s.progress.clone(),
             metadata: self.metadata.clone(),
-            parent_id: self.parent_id().cloned(),
+            parent_id: s.parent_id.clone(),
             #[cfg(feature = "std")]
             started_at: s.started.map(|(_, wall)| wall),
             #[cfg(feature = "std")]
@@ -160,22 +144,28 @@ impl<K: Flavor> Shared<K> {
         })
     }
 
-    /// `Pending → Running`, on the first poll of the run future.
-    pub(crate) fn start(&self) {
-        let changed = self.state.with(|s| {
+    /// `Pending → Running`, on the first poll of the run future, recording `parent` as the
+    /// parent unless the operation has one (from `child_of`); `true` if it recorded it.
+    pub(crate) fn start(&self, parent: Option<OperationId>) -> bool {
+        let (changed, adopted) = self.state.with(|s| {
+            let adopted = s.parent_id.is_none() && parent.is_some();
+            if adopted {
+                s.parent_id = parent;
+            }
             if s.status != OperationStatus::Pending {
-                return false;
+                return (false, adopted);
             }
             s.status = OperationStatus::Running;
             #[cfg(feature = "std")]
             {
                 s.started = Some((std::time::Instant::now(), std::time::SystemTime::now()));
             }
-            true
+            (true, adopted)
         });
         if changed {
             self.announce(OperationStatus::Running, None, None);
         }
+        adopted
     }
 
     /// Records the terminal status, once: later calls change nothing and return `false`.
@@ -422,11 +412,11 @@ impl<K: Flavor> OperationContext<K> {
     /// ```
     /// use cancelable::Operation;
     /// let parent = futures_lite::future::block_on(
-    ///     Operation::new("t").run(|cx| async move { Ok(cx.parent_id().cloned()) }),
+    ///     Operation::new("t").run(|cx| async move { Ok(cx.parent_id()) }),
     /// );
     /// assert_eq!(parent.unwrap(), None);
     /// ```
-    pub fn parent_id(&self) -> Option<&OperationId> {
+    pub fn parent_id(&self) -> Option<OperationId> {
         self.shared.parent_id()
     }
 

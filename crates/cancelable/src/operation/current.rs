@@ -4,6 +4,7 @@
 //! is right whatever the executor does between polls: nested operations, several operations
 //! interleaved on one thread, a body moving to another thread.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::pin::Pin;
@@ -127,62 +128,59 @@ pub(crate) fn polled_in_body_outside_shields<K: Flavor>(shared: &Arc<Shared<K>>)
     })
 }
 
+/// The innermost operation whose body or shield is being polled on this thread, of either
+/// flavor: its id and the token it runs under (a shield's inside a shield).
+pub(crate) fn innermost() -> Option<(OperationId, CancellationToken)> {
+    STACK.with_borrow(|stack| {
+        let (id, token) = stack.last()?.id_and_token();
+        Some((id.clone(), token.clone()))
+    })
+}
+
+/// The link of an operation to the one whose body (or shield) first polled it and which it
+/// records as its parent: that one's cancelation reaches this one, wherever this one runs
+/// afterwards. Boxed, and only when there is such a parent, so that every other operation's run
+/// future stays one pointer larger, not a wait future larger.
+pub(crate) struct ParentLink(Option<Pin<Box<Linked>>>);
+
 pin_project! {
-    /// The link of an operation to the one whose body (or shield) first polls it: that one is
-    /// recorded as its `parent_id` (unless it has one from `child_of`) and its cancelation
-    /// reaches this one, wherever this one runs afterwards. No allocation: the wait is inline.
-    pub(crate) struct ParentLink {
-        token: Option<CancellationToken>,
+    struct Linked {
+        token: CancellationToken,
         #[pin]
-        cancelled: Option<WaitForCancellationFutureOwned>,
+        cancelled: WaitForCancellationFutureOwned,
     }
 }
 
 impl ParentLink {
     pub(crate) fn new() -> Self {
-        Self {
-            token: None,
-            cancelled: None,
-        }
+        Self(None)
     }
 
-    /// At the first poll of `op`: links it to the innermost operation polled on this thread.
-    pub(crate) fn adopt<K: Flavor>(self: Pin<&mut Self>, op: &Shared<K>) {
-        if op.parent_id().is_some() {
-            return; // `child_of`: recorded, and linked through the token's parents
-        }
-        let Some((id, token)) = STACK.with_borrow(|stack| {
-            let (id, token) = stack.last()?.id_and_token();
-            Some((id.clone(), token.clone()))
-        }) else {
-            return;
-        };
-        if op.adopt_parent(id) {
-            let mut this = self.project();
-            this.cancelled.set(Some(token.clone().cancelled_owned()));
-            *this.token = Some(token);
-        }
+    /// Links to `parent`: its cancelation now reaches the operation.
+    pub(crate) fn link(&mut self, parent: CancellationToken) {
+        self.0 = Some(Box::pin(Linked {
+            cancelled: parent.clone().cancelled_owned(),
+            token: parent,
+        }));
     }
 
     /// The parent's reason once it is cancelled (then the link is done).
-    pub(crate) fn poll_cancelled(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Option<CancelReason> {
-        let mut this = self.project();
-        let cancelled = this.cancelled.as_mut().as_pin_mut()?;
-        if cancelled.poll(cx) == Poll::Pending {
+    #[inline]
+    pub(crate) fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Option<CancelReason> {
+        let linked = self.0.as_mut()?.as_mut().project();
+        if linked.cancelled.poll(cx) == Poll::Pending {
             return None;
         }
-        this.cancelled.set(None);
-        Some(this.token.take()?.reason().unwrap_or_default())
+        let reason = linked.token.reason().unwrap_or_default();
+        self.0 = None;
+        Some(reason)
     }
 }
 
 impl core::fmt::Debug for ParentLink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ParentLink")
-            .field("parent", &self.token)
+            .field("parent", &self.0.as_ref().map(|linked| &linked.token))
             .finish()
     }
 }

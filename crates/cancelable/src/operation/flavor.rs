@@ -111,6 +111,7 @@ pub(crate) mod sealed {
         type OnStatus = dyn Fn(&OperationSnapshot) + Send + Sync;
 
         #[cfg(feature = "std")]
+        #[inline]
         fn stack_entry(op: &Arc<Shared<Self>>, token: &CancellationToken) -> Entry {
             Entry::Sendable(OperationContext {
                 shared: op.clone(),
@@ -132,6 +133,7 @@ pub(crate) mod sealed {
         type OnStatus = dyn Fn(&OperationSnapshot) + 'a;
 
         #[cfg(feature = "std")]
+        #[inline]
         fn stack_entry(op: &Arc<Shared<Self>>, token: &CancellationToken) -> Entry {
             Entry::Local {
                 op: Arc::as_ptr(op).cast(),

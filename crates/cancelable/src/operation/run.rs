@@ -50,7 +50,6 @@ pin_project! {
         sources: Vec<BoxedSource<K>>,
         #[pin]
         waiter: WaitForCancellationFutureOwned,
-        #[pin]
         parent: ParentLink,
         started: bool,
     }
@@ -94,14 +93,16 @@ where
         let shared = &this.cx.shared;
         if !*this.started {
             *this.started = true;
-            this.parent.as_mut().adopt(shared);
-            shared.start();
+            let (parent_id, parent) = innermost().unzip();
+            if shared.start(parent_id) {
+                this.parent.link(parent.expect("recorded with its id"));
+            }
         }
         if shared.token.is_cancelled() {
             // The first cancelation wins; the sources cannot change anything any more.
             this.sources.clear();
         } else {
-            if let Some(reason) = this.parent.as_mut().poll_cancelled(cx) {
+            if let Some(reason) = this.parent.poll_cancelled(cx) {
                 shared.token.cancel_with(reason);
             }
             if !this.sources.is_empty() {
@@ -222,7 +223,12 @@ where
 }
 
 /// Without `std` there is no `current()`: an operation's parents are the ones it was built
-/// with, so there is nothing to link at the first poll.
+/// with, so there is no operation polling it to link to at the first poll.
+#[cfg(not(feature = "std"))]
+fn innermost() -> Option<(super::status::OperationId, crate::CancellationToken)> {
+    None
+}
+
 #[cfg(not(feature = "std"))]
 struct ParentLink;
 
@@ -232,15 +238,15 @@ impl ParentLink {
         ParentLink
     }
 
-    fn adopt<K: Flavor>(self: Pin<&mut Self>, _: &super::context::Shared<K>) {}
+    fn link(&mut self, _: crate::CancellationToken) {}
 
-    fn poll_cancelled(self: Pin<&mut Self>, _: &mut Context<'_>) -> Option<CancelReason> {
+    fn poll_cancelled(&mut self, _: &mut Context<'_>) -> Option<CancelReason> {
         None
     }
 }
 
 #[cfg(feature = "std")]
-use super::current::ParentLink;
+use super::current::{ParentLink, innermost};
 
 pin_project! {
     /// The future of [`Operation::run`](crate::Operation::run).
