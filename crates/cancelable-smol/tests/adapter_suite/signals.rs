@@ -76,7 +76,8 @@ impl Scenario {
                     }
                 }
                 Err(_) => panic!(
-                    "the child never reported {wanted:?}; its standard error:\n{}",
+                    "the child never reported {wanted:?} (exit status: {:?}); its standard error:\n{}",
+                    self.child.try_wait(),
                     self.seen.join("\n")
                 ),
             }
@@ -195,6 +196,17 @@ fn signal_child_process() {
                 report(&format!("cancelled ({})", token.reason().unwrap()));
                 stuck_shutdown();
             }
+            // The opt-out; a second signal is acknowledged by a listener of the child's own.
+            "ignore" => {
+                let second = adapter::SecondSignal::Ignore;
+                let _signals = adapter::cancel_on_signals_with(&token, [], second).unwrap();
+                report("ready");
+                token.cancelled().await;
+                let again = adapter::sources::signals([]).unwrap();
+                report(&format!("cancelled ({})", token.reason().unwrap()));
+                again.future.await;
+                report("still running after a second signal");
+            }
             other => panic!("unknown scenario {other:?}"),
         }
     });
@@ -284,5 +296,23 @@ fn a_set_without_sigint_leaves_sigint_its_default_action() {
     child.expect("stuck in its shutdown");
     child.send("INT");
     let status = child.exit();
-    assert_eq!(status.signal(), Some(2), "killed by SIGINT itself: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "killed by SIGINT itself: {status}"
+    );
+}
+
+#[test]
+fn with_second_signal_ignore_a_second_signal_leaves_the_process_running() {
+    let mut child = Scenario::start("ignore");
+    child.expect("ready");
+    child.send("INT");
+    assert_eq!(
+        child.expect("cancelled"),
+        "child: cancelled (signal: SIGINT received)"
+    );
+    child.send("INT");
+    child.expect("still running after a second signal");
+    assert_eq!(child.exit().code(), Some(0));
 }
