@@ -155,6 +155,60 @@ fn spawn_under_an_already_cancelled_token_never_polls_the_future() {
 }
 
 #[test]
+fn dropping_a_spawn_handle_detaches_the_task_which_runs_to_completion() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let (go, wait) = async_channel::bounded::<()>(1);
+        let (done, finished) = async_channel::bounded::<&str>(1);
+        let task = adapter::spawn(&token, async move {
+            wait.recv().await.unwrap();
+            done.send("committed").await.unwrap();
+        });
+        drop(task);
+        // The task is still there to be told to go on, and finishes.
+        go.send(()).await.expect("the task is still running");
+        assert_eq!(finished.recv().await, Ok("committed"));
+    });
+}
+
+#[test]
+fn shutdown_waits_for_tracked_work_whose_spawn_handle_was_dropped() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let committed = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let committed = committed.clone();
+                // Work that does not listen to the token: a commit that must not be cut short.
+                adapter::spawn(
+                    &CancellationToken::new(),
+                    tracker.track_future(async move {
+                        future::yield_now().await;
+                        committed.fetch_add(1, Ordering::Relaxed);
+                    }),
+                )
+            })
+            .collect();
+        // An operation body holding the handles is dropped, and the handles with it.
+        drop(handles);
+        let report = adapter::shutdown(
+            &root,
+            CancelKind::Shutdown,
+            &tracker,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(report.stopped_in_time(), "{report}");
+        assert_eq!(
+            committed.load(Ordering::Relaxed),
+            10,
+            "every task finished its work before the shutdown said so"
+        );
+    });
+}
+
+#[test]
 fn spawn_on_grandchildren_of_a_tree_stops_every_task_with_the_root_reason() {
     block_on(async {
         let root = CancellationToken::new();
