@@ -41,7 +41,7 @@
 //! | function | cancels with | stops when |
 //! |---|---|---|
 //! | [`timeout`], [`timeout_at`] | `Timeout` (returns `Err(Cancelled)`) | the future finishes |
-//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
+//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`); dropping the handle detaches the task | the future finishes or the token is cancelled |
 //! | [`cancel_after`] | `Timeout` after a duration | the token is cancelled or dropped |
 //! | [`cancel_when`], [`cancel_when_async`] | `Condition` once a predicate holds | the token is cancelled or dropped |
 //! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`); once cancelled, a SIGINT or SIGTERM ends the process (exit 130 / 143) | the token is cancelled or dropped |
@@ -135,15 +135,59 @@ fn deadline_reason(left: Duration) -> CancelReason {
     CancelReason::timeout().with_message(format!("deadline reached {left:?} after it was set"))
 }
 
-/// A task spawned by [`spawn`]: a future with the task's output, `Err(Cancelled)` when the token
-/// was cancelled first. It is async-std's [`JoinHandle`](async_std::task::JoinHandle):
-/// **dropping it detaches the task** (async-std's convention: it runs on); cancel the token, or
-/// call [`cancel`](async_std::task::JoinHandle::cancel), to stop it.
-pub type Task<T> = async_std::task::JoinHandle<Result<T, Cancelled>>;
+/// A handle to a task spawned by this crate: awaiting it gives the task's output.
+///
+/// **Dropping it detaches the task**, which runs on to completion, as tokio's and async-std's
+/// handles do (async-std's own handle does too). Stopping a task is its token's job: spawn
+/// it with [`spawn`] under a token and cancel the token.
+///
+/// ```
+/// async_std::task::block_on(async {
+///     let (sender, receiver) = async_channel::bounded(1);
+///     let token = cancelable::CancellationToken::new();
+///     drop(cancelable_async_std::spawn(&token, async move { sender.send("done").await }));
+///     assert_eq!(receiver.recv().await, Ok("done")); // the task ran without its handle
+/// });
+/// ```
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    task: async_std::task::JoinHandle<T>,
+}
+
+impl<T> JoinHandle<T> {
+    fn new(task: async_std::task::JoinHandle<T>) -> Self {
+        Self { task }
+    }
+
+    /// Lets the task run on without a handle: the same as dropping the handle, said out loud.
+    ///
+    /// ```
+    /// let token = cancelable::CancellationToken::new();
+    /// cancelable_async_std::spawn(&token, async {}).detach();
+    /// ```
+    pub fn detach(self) {}
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        std::pin::Pin::new(&mut self.task).poll(cx)
+    }
+}
+
+/// The handle of [`spawn`]: the task's output, or `Err(Cancelled)` when the token was
+/// cancelled first. Dropping it detaches the task (see [`JoinHandle`]).
+pub type Task<T> = JoinHandle<Result<T, Cancelled>>;
 
 /// Spawns `fut` on async-std's executor under `token`: the task's output is `Ok(output)`, or
 /// `Err(Cancelled)` with the token's reason if the token is cancelled first, in which case `fut`
 /// is dropped as soon as the task sees the cancelation (already cancelled: never polled).
+/// Dropping the handle detaches the task: it runs on until it finishes or the token is
+/// cancelled.
 ///
 /// ```
 /// use cancelable::{CancelKind, CancellationToken};
@@ -160,7 +204,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    async_std::task::spawn(fut.cancelable(token))
+    JoinHandle::new(async_std::task::spawn(fut.cancelable(token)))
 }
 
 /// Cancels `token` with `reason`, closes `tracker`, then waits up to `grace` for every tracked
@@ -309,7 +353,7 @@ impl fmt::Display for ShutdownReport {
 /// ```
 #[derive(Debug)]
 pub struct Watcher {
-    task: Option<async_std::task::JoinHandle<bool>>,
+    task: Option<JoinHandle<bool>>,
 }
 
 impl Watcher {
@@ -326,14 +370,14 @@ impl Watcher {
         let released = weak.released();
         let watch = watch(weak);
         Self {
-            task: Some(async_std::task::spawn(async move {
+            task: Some(JoinHandle::new(async_std::task::spawn(async move {
                 async {
                     released.await;
                     false
                 }
                 .or(watch)
                 .await
-            })),
+            }))),
         }
     }
 }
@@ -351,9 +395,6 @@ impl Future for Watcher {
         }
     }
 }
-
-// Dropping an async-std JoinHandle detaches the task already: the watch goes on until the
-// token is cancelled or dropped.
 
 /// Cancels `token` with a `Timeout` reason (`"deadline of 3s elapsed"`) after `duration`, unless
 /// it is cancelled or all its handles are dropped first: then the timer task ends at once. The

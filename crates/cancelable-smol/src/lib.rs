@@ -36,7 +36,7 @@
 //! | function | cancels with | stops when |
 //! |---|---|---|
 //! | [`timeout`], [`timeout_at`] | `Timeout` (returns `Err(Cancelled)`) | the future finishes |
-//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
+//! | [`spawn`] | the token's reason (returns `Err(Cancelled)`); dropping the handle detaches the task | the future finishes or the token is cancelled |
 //! | [`cancel_after`] | `Timeout` after a duration | the token is cancelled or dropped |
 //! | [`cancel_when`], [`cancel_when_async`] | `Condition` once a predicate holds | the token is cancelled or dropped |
 //! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`); once cancelled, a SIGINT or SIGTERM ends the process (exit 130 / 143) | the token is cancelled or dropped |
@@ -140,14 +140,69 @@ fn deadline_reason(left: Duration) -> CancelReason {
     CancelReason::timeout().with_message(format!("deadline reached {left:?} after it was set"))
 }
 
-/// A task spawned by [`spawn`]: a future with the task's output, `Err(Cancelled)` when the token
-/// was cancelled first. It is smol's [`Task`](smol::Task): **dropping it cancels the task**
-/// (smol's convention); call [`detach`](smol::Task::detach) to let it run on unobserved.
-pub type Task<T> = smol::Task<Result<T, Cancelled>>;
+/// A handle to a task spawned by this crate: awaiting it gives the task's output.
+///
+/// **Dropping it detaches the task**, which runs on to completion, as tokio's and async-std's
+/// handles do (a bare `smol::Task` would cancel it). Stopping a task is its token's job: spawn
+/// it with [`spawn`] under a token and cancel the token.
+///
+/// ```
+/// smol::block_on(async {
+///     let (sender, receiver) = async_channel::bounded(1);
+///     let token = cancelable::CancellationToken::new();
+///     drop(cancelable_smol::spawn(&token, async move { sender.send("done").await }));
+///     assert_eq!(receiver.recv().await, Ok("done")); // the task ran without its handle
+/// });
+/// ```
+#[derive(Debug)]
+pub struct JoinHandle<T> {
+    /// `None` only while being dropped or detached.
+    task: Option<smol::Task<T>>,
+}
+
+impl<T> JoinHandle<T> {
+    fn new(task: smol::Task<T>) -> Self {
+        Self { task: Some(task) }
+    }
+
+    /// Lets the task run on without a handle: the same as dropping the handle, said out loud.
+    ///
+    /// ```
+    /// let token = cancelable::CancellationToken::new();
+    /// cancelable_smol::spawn(&token, async {}).detach();
+    /// ```
+    pub fn detach(self) {}
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        let task = self.task.as_mut().expect("polled after it was dropped");
+        std::pin::Pin::new(task).poll(cx)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+/// The handle of [`spawn`]: the task's output, or `Err(Cancelled)` when the token was
+/// cancelled first. Dropping it detaches the task (see [`JoinHandle`]).
+pub type Task<T> = JoinHandle<Result<T, Cancelled>>;
 
 /// Spawns `fut` on smol's global executor under `token`: the task's output is `Ok(output)`, or
 /// `Err(Cancelled)` with the token's reason if the token is cancelled first, in which case `fut`
 /// is dropped as soon as the task sees the cancelation (already cancelled: never polled).
+/// Dropping the handle detaches the task: it runs on until it finishes or the token is
+/// cancelled.
 ///
 /// ```
 /// use cancelable::{CancelKind, CancellationToken};
@@ -164,7 +219,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    smol::spawn(fut.cancelable(token))
+    JoinHandle::new(smol::spawn(fut.cancelable(token)))
 }
 
 /// Cancels `token` with `reason`, closes `tracker`, then waits up to `grace` for every tracked
@@ -313,7 +368,7 @@ impl fmt::Display for ShutdownReport {
 /// ```
 #[derive(Debug)]
 pub struct Watcher {
-    task: Option<smol::Task<bool>>,
+    task: Option<JoinHandle<bool>>,
 }
 
 impl Watcher {
@@ -330,14 +385,14 @@ impl Watcher {
         let released = weak.released();
         let watch = watch(weak);
         Self {
-            task: Some(smol::spawn(async move {
+            task: Some(JoinHandle::new(smol::spawn(async move {
                 async {
                     released.await;
                     false
                 }
                 .or(watch)
                 .await
-            })),
+            }))),
         }
     }
 }
@@ -352,16 +407,6 @@ impl Future for Watcher {
         match self.task.as_mut() {
             None => std::task::Poll::Ready(false),
             Some(task) => std::pin::Pin::new(task).poll(cx),
-        }
-    }
-}
-
-impl Drop for Watcher {
-    /// Detaches the task (smol would cancel it): the watch goes on until the token is
-    /// cancelled or dropped.
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
         }
     }
 }
