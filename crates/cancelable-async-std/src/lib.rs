@@ -46,6 +46,7 @@
 //! | [`cancel_when`], [`cancel_when_async`] | `Condition` once a predicate holds | the token is cancelled or dropped |
 //! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`); once cancelled, a SIGINT or SIGTERM ends the process (exit 130 / 143) | the token is cancelled or dropped |
 //! | [`cancel_on_signals_with`] (unix) | the same, with [`SecondSignal::Ignore`] for code that does not own the process | the token is cancelled or dropped |
+//! | [`TaskTrackerExt`] | `tracker.spawn(fut)`, `tracker.spawn_blocking(f)`: tokio-util's calls, tracked | the task ends |
 //! | [`shutdown`] | your reason, then waits for a [`TaskTracker`] | everything stopped or the grace period ended |
 //! | [`sources`] | futures for `Operation::cancel_on` | — |
 //!
@@ -205,6 +206,84 @@ where
     F::Output: Send + 'static,
 {
     JoinHandle::new(async_std::task::spawn(fut.cancelable(token)))
+}
+
+/// Spawning on a [`TaskTracker`] with tokio-util's call shape: `tracker.spawn(fut)` and
+/// `tracker.spawn_blocking(f)` run the work on async-std and count it in the tracker until it ends,
+/// as `tokio_util::task::TaskTracker`'s methods of the same names do. Code ported from
+/// tokio-util keeps its calls and gains one import.
+///
+/// The handles are this crate's [`JoinHandle`]: awaiting one gives the task's output itself
+/// (tokio's gives a `Result` with a `JoinError`), and dropping one detaches the task.
+///
+/// ```
+/// use cancelable::TaskTracker;
+/// use cancelable_async_std::TaskTrackerExt as _;
+///
+/// async_std::task::block_on(async {
+///     let tracker = TaskTracker::new();
+///     for i in 0..10 {
+///         tracker.spawn(async move { i * 2 });
+///     }
+///     let sum = tracker.spawn_blocking(|| (0..10).sum::<u32>());
+///     tracker.close();
+///     tracker.wait().await; // every task has ended
+///     assert_eq!(sum.await, 45);
+/// });
+/// ```
+pub trait TaskTrackerExt {
+    /// Spawns `task` on async-std, tracked: the same as spawning
+    /// `tracker.track_future(task)`.
+    ///
+    /// ```
+    /// use cancelable_async_std::TaskTrackerExt as _;
+    ///
+    /// let tracker = cancelable::TaskTracker::new();
+    /// let task = tracker.spawn(async { 1 });
+    /// assert_eq!(async_std::task::block_on(task), 1);
+    /// ```
+    fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// Runs the blocking closure `task` on async-std's blocking thread pool, tracked until it
+    /// returns.
+    ///
+    /// ```
+    /// use cancelable_async_std::TaskTrackerExt as _;
+    ///
+    /// let tracker = cancelable::TaskTracker::new();
+    /// let task = tracker.spawn_blocking(|| std::fs::metadata(".").is_ok());
+    /// assert!(async_std::task::block_on(task));
+    /// ```
+    fn spawn_blocking<F, T>(&self, task: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static;
+}
+
+impl TaskTrackerExt for TaskTracker {
+    fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        JoinHandle::new(async_std::task::spawn(self.track_future(task)))
+    }
+
+    fn spawn_blocking<F, T>(&self, task: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let tracked = self.token();
+        JoinHandle::new(async_std::task::spawn_blocking(move || {
+            let output = task();
+            drop(tracked);
+            output
+        }))
+    }
 }
 
 /// Cancels `token` with `reason`, closes `tracker`, then waits up to `grace` for every tracked

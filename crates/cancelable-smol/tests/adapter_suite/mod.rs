@@ -22,6 +22,7 @@ use super::{adapter, block_on, spawn_detached};
 
 #[cfg(unix)]
 mod signals;
+mod tracker;
 
 /// A future that never finishes and reports its drop on a channel.
 struct DropFlag(Option<async_channel::Sender<()>>);
