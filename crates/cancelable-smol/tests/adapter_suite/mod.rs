@@ -1,6 +1,9 @@
 //! The adapter suite, written once and run on both adapters: `tests/adapters.rs` of
 //! `cancelable-smol` and of `cancelable-async-std` include this file with `#[path]` after
 //! defining `adapter` (the crate under test), `block_on` and `spawn_detached` for their runtime.
+//! This file covers timeouts, spawning (a dropped handle detaches), shutdown, sources and the
+//! watchers; `tracker.rs` spawning on a `TaskTracker`; `signals.rs` what a process does on
+//! SIGINT and SIGTERM, on real child processes.
 //!
 //! (It lives here rather than in the core's `tests/executors.rs` because the adapters depend on
 //! the core: a core test depending on them would be a dependency cycle for publishing.)
@@ -518,7 +521,7 @@ fn cancel_on_signals_cancels_every_listening_token_with_the_signal_name() {
 
 #[cfg(unix)]
 #[test]
-fn cancel_on_signals_removes_its_handler_when_the_token_is_dropped_or_cancelled() {
+fn cancel_on_signals_ends_its_watch_when_the_token_is_dropped_or_cancelled() {
     block_on(async {
         let dropped = CancellationToken::new();
         let watcher = adapter::cancel_on_signals(&dropped, [adapter::Signal::Hup]).unwrap();
