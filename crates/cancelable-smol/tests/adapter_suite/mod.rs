@@ -20,6 +20,9 @@ use futures_lite::future::{self, pending};
 
 use super::{adapter, block_on, spawn_detached};
 
+#[cfg(unix)]
+mod signals;
+
 /// A future that never finishes and reports its drop on a channel.
 struct DropFlag(Option<async_channel::Sender<()>>);
 
