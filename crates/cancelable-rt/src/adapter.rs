@@ -425,19 +425,27 @@ macro_rules! adapter {
             $crate::cancel_on_signals::<$rt>(token, signals, second)
         }
 
-        /// Cancelation sources for the operations builder: each is a future plus the reason it
-        /// cancels with, ready for `Operation::cancel_on(source.future, source.reason)`.
+        /// Cancelation sources for the operations builder: each is a
+        /// [`cancelable::Source`], a future plus the reason it cancels with, ready for
+        /// `Operation::cancel_on(source)`.
         ///
         /// ```
         /// use std::time::Duration;
-        /// use cancelable::CancelKind;
+        /// use cancelable::{CancelKind, Operation};
         ///
+        /// let run = Operation::new("fetch")
+        #[doc = concat!("    .cancel_on(", $krate, "::sources::timeout(Duration::from_millis(1)))")]
+        ///     .run(|_| std::future::pending::<Result<(), _>>());
+        #[doc = concat!("let err = ", $block_on, "(run).unwrap_err();")]
+        /// assert_eq!(err.reason().kind(), CancelKind::Timeout);
+        ///
+        /// // The parts stay public, for use without an operation.
         #[doc = concat!("let source = ", $krate, "::sources::timeout(Duration::from_millis(1));")]
         /// assert_eq!(source.reason.kind(), CancelKind::Timeout);
         #[doc = concat!($block_on, "(source.future); // resolves once the time is up")]
         /// ```
         pub mod sources {
-            pub use $crate::sources::Source;
+            use $crate::__private::Source;
             #[cfg(unix)]
             pub use $crate::sources::signals;
 

@@ -66,5 +66,5 @@ pub use watcher::{Watcher, cancel_after, cancel_when, cancel_when_async};
 /// What [`adapter!`]'s expansion names; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use cancelable::{CancelReason, CancellationToken, Cancelled, TaskTracker};
+    pub use cancelable::{CancelReason, CancellationToken, Cancelled, Source, TaskTracker};
 }

@@ -1,46 +1,26 @@
-//! Cancelation sources for the operations builder: each is a future plus the reason it cancels
-//! with, ready for `Operation::cancel_on(source.future, source.reason)`.
+//! Cancelation sources for the operations builder: each is a [`cancelable::Source`], a future
+//! plus the reason it cancels with, ready for `Operation::cancel_on(source)`.
 //!
 //! ```
 //! use std::time::Duration;
-//! use cancelable::CancelKind;
+//! use cancelable::{CancelKind, Operation};
 //! use cancelable_smol::SmolRuntime;
 //!
-//! let source = cancelable_rt::sources::timeout::<SmolRuntime>(Duration::from_millis(1));
-//! assert_eq!(source.reason.kind(), CancelKind::Timeout);
-//! smol::block_on(source.future); // resolves once the time is up
+//! let run = Operation::new("fetch")
+//!     .cancel_on(cancelable_rt::sources::timeout::<SmolRuntime>(Duration::from_millis(1)))
+//!     .run(|_| std::future::pending::<Result<(), _>>());
+//! let err = smol::block_on(run).unwrap_err();
+//! assert_eq!(err.reason().kind(), CancelKind::Timeout);
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cancelable::CancelReason;
+use cancelable::{CancelReason, Source};
 
 use crate::Runtime;
 use crate::timeout::{deadline_reason, timeout_reason};
 use crate::watcher::{condition_met, condition_reason};
-
-/// A future that cancels an operation when it completes, and the reason it cancels with.
-///
-/// ```
-/// let source = cancelable_smol::sources::timeout(std::time::Duration::from_secs(3));
-/// assert_eq!(source.reason.to_string(), "timeout: deadline of 3s elapsed");
-/// ```
-pub struct Source<F> {
-    /// Completes when the operation should be cancelled.
-    pub future: F,
-    /// The reason to cancel with.
-    pub reason: CancelReason,
-}
-
-impl<F> fmt::Debug for Source<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Source")
-            .field("reason", &self.reason)
-            .finish()
-    }
-}
 
 /// Fires after `duration` on `R`'s timers, with a `Timeout` reason (`"deadline of 3s elapsed"`).
 ///
@@ -53,10 +33,7 @@ impl<F> fmt::Debug for Source<F> {
 pub fn timeout<R: Runtime>(
     duration: Duration,
 ) -> Source<impl Future<Output = ()> + Send + 'static> {
-    Source {
-        future: R::sleep(duration),
-        reason: timeout_reason(duration),
-    }
+    Source::new(R::sleep(duration), timeout_reason(duration))
 }
 
 /// Fires at `deadline` on `R`'s timers, with a `Timeout` reason giving the time left when it
@@ -72,10 +49,8 @@ pub fn timeout<R: Runtime>(
 pub fn deadline<R: Runtime>(
     deadline: Instant,
 ) -> Source<impl Future<Output = ()> + Send + 'static> {
-    Source {
-        future: R::sleep_until(deadline),
-        reason: deadline_reason(deadline.saturating_duration_since(Instant::now())),
-    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    Source::new(R::sleep_until(deadline), deadline_reason(left))
 }
 
 /// Fires when one of `signals` arrives (an empty set means SIGINT and SIGTERM), with a `Signal`
@@ -92,12 +67,13 @@ pub fn signals(
     signals: impl IntoIterator<Item = crate::Signal>,
 ) -> std::io::Result<Source<impl Future<Output = ()> + Send + 'static>> {
     let (signals, names) = crate::signals::install(&crate::signals::signal_set(signals))?;
-    Ok(Source {
-        future: async move {
-            crate::signals::next_signal(signals).await;
-        },
-        reason: CancelReason::signal().with_message(format!("{names} received")),
-    })
+    let fired = async move {
+        crate::signals::next_signal(signals).await;
+    };
+    Ok(Source::new(
+        fired,
+        CancelReason::signal().with_message(format!("{names} received")),
+    ))
 }
 
 /// Fires once `predicate` returns `true`: checked at once, then every `interval` on `R`'s
@@ -117,8 +93,6 @@ pub fn condition<R: Runtime>(
     mut predicate: impl FnMut() -> bool + Send + 'static,
     interval: Duration,
 ) -> Source<impl Future<Output = ()> + Send + 'static> {
-    Source {
-        future: condition_met::<R, _, _>(move || std::future::ready(predicate()), interval),
-        reason: condition_reason(interval),
-    }
+    let met = condition_met::<R, _, _>(move || std::future::ready(predicate()), interval);
+    Source::new(met, condition_reason(interval))
 }

@@ -338,6 +338,24 @@ fn condition_source_keeps_checking_after_a_panicking_predicate() {
     });
 }
 
+#[test]
+fn sources_plug_into_an_operation_in_one_call() {
+    block_on(async {
+        let run = cancelable::Operation::new("slow")
+            .cancel_on(adapter::sources::condition(
+                || false,
+                Duration::from_secs(60),
+            ))
+            .cancel_on(adapter::sources::timeout(Duration::from_millis(10)))
+            .run(|_| pending::<Result<(), _>>());
+        let err = run.await.unwrap_err();
+        assert_eq!(
+            err.reason().to_string(),
+            "timeout: deadline of 10ms elapsed"
+        );
+    });
+}
+
 /// Sends `signal` (a `kill -s` name) to this very process.
 #[cfg(unix)]
 fn raise(signal: &str) {
