@@ -147,11 +147,6 @@ pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
 pub use weak::{Released, WeakCancellationToken};
-/// The README's example, compiled and run as a doc test so that it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-mod readme {}
-
 pub use wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
