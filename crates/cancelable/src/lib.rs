@@ -148,8 +148,8 @@ pub use reason::{CancelKind, CancelReason, Cancelled};
 pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
-pub use weak::{Released, WeakCancellationToken};
 pub use wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
 };
+pub use weak::{Released, WeakCancellationToken};
