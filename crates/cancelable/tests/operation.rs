@@ -480,3 +480,27 @@ fn snapshots_can_be_built_for_tests_and_mocks() {
         .status(OperationStatus::Running);
     assert!(filter.matches(&snap));
 }
+
+#[test]
+fn a_finished_snapshot_ends_exactly_its_duration_after_it_started() {
+    for _ in 0..100 {
+        let run = Operation::new("timed").run(|_| async {
+            thread::sleep(std::time::Duration::from_micros(50));
+            Ok(())
+        });
+        let cx = run.context().clone();
+        block_on(run).unwrap();
+        let snap = cx.snapshot();
+        let (started, ended) = (snap.started_at.unwrap(), snap.ended_at.unwrap());
+        assert_eq!(
+            ended.duration_since(started).unwrap(),
+            snap.duration.unwrap(),
+            "the wall-clock times and the duration come from one reading each"
+        );
+        assert_eq!(
+            cx.snapshot(),
+            snap,
+            "a finished operation's snapshot does not change"
+        );
+    }
+}
