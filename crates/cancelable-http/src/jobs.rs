@@ -279,7 +279,7 @@ impl Jobs {
         }
         let slot = Slot(inner.clone());
         let id = random_id()?;
-        let run = Operation::new(name)
+        let run = Operation::new(name.to_owned())
             .id(id.as_str())
             .parent(&state.token)
             .metadata("kind", "job")

@@ -163,7 +163,7 @@ fn stream_op<B>(req: &Request<B>, name: &str) -> Result<(Operation, Arc<State>),
     let cx = RequestContext::of(req).ok_or_else(|| {
         HttpError::internal("the request did not go through cancelable-http's layer")
     })?;
-    let op = Operation::new(name)
+    let op = Operation::new(name.to_owned())
         .parent(cx.token())
         .metadata("kind", "stream")
         .metadata("path", req.uri().path())

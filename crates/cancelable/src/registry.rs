@@ -1,26 +1,35 @@
 //! [`Registry`]: the live operations of a process (or of one service) and a bounded history of
 //! finished ones, for listing, dashboards and cancel-by-id.
 //!
-//! Locking: one `parking_lot` mutex per registry, taken for map and history updates; an
-//! operation's own record lock may be taken inside it (never the other way round), and neither
-//! is held while tokens are cancelled or callbacks run.
+//! Locking: the live operations are spread over [`SHARDS`] shards by the hash of their id, each
+//! behind a lock of its own, so registering operations on different threads does not meet on one
+//! lock; the history and the counts of finished operations have their own lock, taken when an
+//! operation ends. Calls that look at every operation (`list`, `cancel_all`, `stats`) take the
+//! shard locks in order, then the history's, so they see one moment. An operation's record lock
+//! may be taken inside these (never the other way round), and none is held while tokens are
+//! cancelled or callbacks run.
 
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::string::String;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use parking_lot::Mutex;
-
-use crate::operation::{Flavor, OperationId, OperationSnapshot, OperationStatus, Sendable, Shared};
+use crate::operation::{
+    Flavor, Guarded, OperationId, OperationSnapshot, OperationStatus, RecordCopy, Sendable, Shared,
+    next_seq,
+};
 use crate::reason::CancelReason;
 use crate::sync::Arc;
 use crate::token::CancellationToken;
 
 /// How many finished operations a registry keeps by default.
 pub const DEFAULT_HISTORY: usize = 1000;
+
+/// How many locks the live operations of a registry are spread over.
+const SHARDS: usize = 16;
 
 /// A thread-safe registry of operations: those registered with
 /// [`Operation::register`](crate::Operation::register) are listed from `run` until they end,
@@ -45,13 +54,28 @@ pub const DEFAULT_HISTORY: usize = 1000;
 /// ```
 #[derive(Clone)]
 pub struct Registry {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// Live operations by id; ids need not be unique, so a slot may hold several.
-    live: HashMap<OperationId, Slot>,
-    history: VecDeque<OperationSnapshot>,
+    /// Hashes ids: keyed per registry, so ids chosen by clients cannot be made to collide.
+    hasher: RandomState,
+    shards: [Padded<Guarded<Shard>>; SHARDS],
+    history: Guarded<History>,
+}
+
+/// Keeps each shard's lock on cache lines of its own.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Live operations by the hash of their id; ids need not be unique (and hashes may collide),
+/// so a slot may hold several.
+type Shard = HashMap<u64, Slot, BuildHasherDefault<Prehashed>>;
+
+struct History {
+    /// Copies of the finished operations' records, oldest first: a snapshot is made of one when
+    /// it is read.
+    finished: VecDeque<RecordCopy>,
     capacity: usize,
     completed: u64,
     cancelled: u64,
@@ -85,15 +109,18 @@ impl Registry {
     /// ```
     pub fn with_history(capacity: usize) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Inner {
-                live: HashMap::new(),
-                history: VecDeque::with_capacity(capacity.min(DEFAULT_HISTORY)),
-                capacity,
-                completed: 0,
-                cancelled: 0,
-                failed: 0,
-                completed_time: Duration::ZERO,
-            })),
+            inner: Arc::new(Inner {
+                hasher: RandomState::new(),
+                shards: core::array::from_fn(|_| Padded(Guarded::new(Shard::default()))),
+                history: Guarded::new(History {
+                    finished: VecDeque::with_capacity(capacity.min(DEFAULT_HISTORY)),
+                    capacity,
+                    completed: 0,
+                    cancelled: 0,
+                    failed: 0,
+                    completed_time: Duration::ZERO,
+                }),
+            }),
         }
     }
 
@@ -122,33 +149,33 @@ impl Registry {
     /// assert_eq!(registry.list(&active)[0].name, "a");
     /// ```
     pub fn list(&self, filter: &OperationFilter) -> Vec<OperationSnapshot> {
-        let (mut live, finished) = {
-            let inner = self.inner.lock();
-            let live: Vec<_> = inner
-                .live
-                .values()
-                .flat_map(Slot::iter)
-                .filter(|op| filter.matches_static(&op.name, op.parent_id().as_ref()))
-                .cloned()
+        let (mut live, finished) = self.inner.with_all(|shards, history| {
+            let live: Vec<_> = live_entries(shards)
+                .filter(|entry| {
+                    filter.matches_static(&entry.op.name, entry.op.parent_id().as_ref())
+                })
+                .map(|entry| (entry.seq, entry.op.clone()))
                 .collect();
             let finished: Vec<_> = if filter.active_only {
                 Vec::new()
             } else {
-                inner
-                    .history
+                history
+                    .finished
                     .iter()
-                    .filter(|snap| filter.matches(snap))
-                    .cloned()
+                    .filter(|copy| {
+                        filter.matches_parts(&copy.name, copy.parent_id.as_ref(), copy.status)
+                    })
+                    .map(RecordCopy::snapshot)
                     .collect()
             };
             (live, finished)
-        };
-        // Records are read outside the registry lock; an operation that ends meanwhile is
+        });
+        // Records are read outside the registry's locks; an operation that ends meanwhile is
         // shown with its final status (and may then also be in `finished`: keep one).
-        live.sort_by_key(|op| op.seq);
+        live.sort_by_key(|(seq, _)| *seq);
         let mut out: Vec<_> = live
             .iter()
-            .map(|op| op.snapshot())
+            .map(|(_, op)| op.snapshot())
             .filter(|snap| filter.matches(snap))
             .collect();
         out.retain(|snap| snap.status.is_active() || !finished.iter().any(|f| f.id == snap.id));
@@ -164,14 +191,30 @@ impl Registry {
     /// ```
     pub fn get(&self, id: impl AsRef<str>) -> Option<OperationSnapshot> {
         let id = id.as_ref();
+        let hash = self.inner.hasher.hash_one(id);
         let live = {
-            let inner = self.inner.lock();
-            match inner.live.get(id) {
-                Some(slot) => slot.latest().clone(),
-                None => return inner.history.iter().rev().find(|s| s.id == *id).cloned(),
-            }
+            let shard = self.inner.shard(hash).lock();
+            shard
+                .get(&hash)
+                .into_iter()
+                .flat_map(Slot::iter)
+                .filter(|entry| entry.op.id() == id)
+                .max_by_key(|entry| entry.seq)
+                .map(|entry| entry.op.clone())
         };
-        Some(live.snapshot())
+        // An operation leaves its shard only once its snapshot is in the history.
+        match live {
+            Some(op) => Some(op.snapshot()),
+            None => {
+                let history = self.inner.history.lock();
+                history
+                    .finished
+                    .iter()
+                    .rev()
+                    .find(|copy| copy.id == *id)
+                    .map(RecordCopy::snapshot)
+            }
+        }
     }
 
     /// Cancels the live operations with this id (one, unless explicit ids were reused) with
@@ -189,9 +232,17 @@ impl Registry {
     /// # drop(run);
     /// ```
     pub fn cancel(&self, id: impl AsRef<str>, reason: impl Into<CancelReason>) -> bool {
-        let tokens: Vec<_> = match self.inner.lock().live.get(id.as_ref()) {
-            Some(slot) => slot.iter().map(|op| op.token.clone()).collect(),
-            None => return false,
+        let id = id.as_ref();
+        let hash = self.inner.hasher.hash_one(id);
+        let tokens: Vec<_> = {
+            let shard = self.inner.shard(hash).lock();
+            shard
+                .get(&hash)
+                .into_iter()
+                .flat_map(Slot::iter)
+                .filter(|entry| entry.op.id() == id)
+                .map(|entry| entry.op.token.clone())
+                .collect()
         };
         cancel_each(tokens, reason.into()) > 0
     }
@@ -211,14 +262,11 @@ impl Registry {
     /// # drop(b);
     /// ```
     pub fn cancel_all(&self, reason: impl Into<CancelReason>) -> usize {
-        let tokens: Vec<_> = self
-            .inner
-            .lock()
-            .live
-            .values()
-            .flat_map(Slot::iter)
-            .map(|op| op.token.clone())
-            .collect();
+        let tokens: Vec<_> = self.inner.with_all(|shards, _| {
+            live_entries(shards)
+                .map(|entry| entry.op.token.clone())
+                .collect()
+        });
         cancel_each(tokens, reason.into())
     }
 
@@ -235,28 +283,29 @@ impl Registry {
     /// assert!(stats.average_duration.is_some());
     /// ```
     pub fn stats(&self) -> RegistryStats {
-        let inner = self.inner.lock();
-        let (mut pending, mut running) = (0, 0);
-        for op in inner.live.values().flat_map(Slot::iter) {
-            match op.status() {
-                OperationStatus::Pending => pending += 1,
-                OperationStatus::Running => running += 1,
-                // Ended a moment ago and about to leave the live map.
-                _ => {}
+        self.inner.with_all(|shards, history| {
+            let (mut pending, mut running) = (0, 0);
+            for entry in live_entries(shards) {
+                match entry.op.status() {
+                    OperationStatus::Pending => pending += 1,
+                    OperationStatus::Running => running += 1,
+                    // Ended a moment ago and about to leave its shard (it is counted below).
+                    _ => {}
+                }
             }
-        }
-        RegistryStats {
-            pending,
-            running,
-            completed: inner.completed,
-            cancelled: inner.cancelled,
-            failed: inner.failed,
-            history: inner.history.len(),
-            average_duration: (inner.completed > 0).then(|| {
-                let nanos = inner.completed_time.as_nanos() / u128::from(inner.completed);
-                Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
-            }),
-        }
+            RegistryStats {
+                pending,
+                running,
+                completed: history.completed,
+                cancelled: history.cancelled,
+                failed: history.failed,
+                history: history.finished.len(),
+                average_duration: (history.completed > 0).then(|| {
+                    let nanos = history.completed_time.as_nanos() / u128::from(history.completed);
+                    Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
+                }),
+            }
+        })
     }
 
     /// Removes finished operations that ended more than `older_than` ago from the history
@@ -275,53 +324,109 @@ impl Registry {
     /// assert_eq!(registry.stats().history, 0);
     /// ```
     pub fn cleanup(&self, older_than: Duration) -> usize {
-        let now = SystemTime::now();
-        let mut inner = self.inner.lock();
-        let before = inner.history.len();
-        inner.history.retain(|snap| {
-            let age = snap
-                .ended_at
-                .and_then(|ended| now.duration_since(ended).ok())
-                .unwrap_or(Duration::ZERO);
+        let now = Instant::now();
+        let mut history = self.inner.history.lock();
+        let before = history.finished.len();
+        history.finished.retain(|copy| {
+            let age = copy
+                .ended()
+                .map_or(Duration::ZERO, |ended| now.saturating_duration_since(ended));
             !(older_than.is_zero() || age > older_than)
         });
-        before - inner.history.len()
+        before - history.finished.len()
+    }
+}
+
+impl Inner {
+    fn shard(&self, hash: u64) -> &Guarded<Shard> {
+        // Not the low bits: the shard's map places its entries by those.
+        &self.shards[(hash >> 32) as usize % SHARDS].0
     }
 
+    /// Runs `f` with every shard and the history locked (in that order).
+    fn with_all<R>(&self, f: impl FnOnce(&[&mut Shard], &mut History) -> R) -> R {
+        let mut guards: Vec<_> = self.shards.iter().map(|shard| shard.0.lock()).collect();
+        let mut history = self.history.lock();
+        let shards: Vec<&mut Shard> = guards.iter_mut().map(|guard| &mut **guard).collect();
+        f(&shards, &mut history)
+    }
+}
+
+/// Every live entry of these shards.
+fn live_entries<'a>(shards: &'a [&mut Shard]) -> impl Iterator<Item = &'a Live> {
+    shards
+        .iter()
+        .flat_map(|shard| shard.values())
+        .flat_map(Slot::iter)
+}
+
+/// Where a registered operation is listed: made before the operation, so that its id (needed
+/// now) and its place in the registry are computed once.
+pub(crate) struct Registration {
+    registry: Registry,
+    hash: u64,
+    seq: u64,
+}
+
+impl Registration {
+    /// The registration in `registry` of an operation with the id `id`, or a generated one;
+    /// returns it with the id.
+    pub(crate) fn new(registry: Registry, id: Option<OperationId>) -> (Self, OperationId) {
+        let seq = next_seq();
+        let id = id.unwrap_or_else(|| OperationId::from_seq(seq));
+        let hash = registry.inner.hasher.hash_one(id.as_str());
+        (
+            Self {
+                registry,
+                hash,
+                seq,
+            },
+            id,
+        )
+    }
+
+    /// Lists the operation.
     pub(crate) fn insert(&self, op: &Arc<Shared<Sendable>>) {
-        let mut inner = self.inner.lock();
-        match inner.live.entry(op.id.clone()) {
-            Entry::Occupied(mut slot) => slot.get_mut().push(op.clone()),
+        let live = Live {
+            seq: self.seq,
+            op: op.clone(),
+        };
+        match self.registry.inner.shard(self.hash).lock().entry(self.hash) {
+            Entry::Occupied(mut slot) => slot.get_mut().push(live),
             Entry::Vacant(slot) => {
-                slot.insert(Slot::One(op.clone()));
+                slot.insert(Slot::One(live));
             }
         }
     }
 
-    /// Moves a finished operation from the live map to the history.
-    pub(crate) fn finished<K: Flavor>(&self, op: &Shared<K>, snapshot: OperationSnapshot) {
-        let mut inner = self.inner.lock();
+    /// Moves a finished operation from its shard to the history: the history first, so that
+    /// the operation is always in one of them.
+    pub(crate) fn finished<K: Flavor>(&self, op: &Shared<K>, copy: RecordCopy) {
+        let inner = &self.registry.inner;
+        {
+            let mut history = inner.history.lock();
+            match copy.status {
+                OperationStatus::Completed => {
+                    history.completed += 1;
+                    history.completed_time += copy.duration().unwrap_or_default();
+                }
+                OperationStatus::Cancelled => history.cancelled += 1,
+                _ => history.failed += 1,
+            }
+            if history.capacity > 0 {
+                if history.finished.len() == history.capacity {
+                    history.finished.pop_front();
+                }
+                history.finished.push_back(copy);
+            }
+        }
+        let mut shard = inner.shard(self.hash).lock();
         // Only this operation's own entry: other live ones may share its id.
-        if let Some(slot) = inner.live.get_mut(&op.id) {
+        if let Some(slot) = shard.get_mut(&self.hash) {
             if slot.remove((op as *const Shared<K>).cast()) {
-                inner.live.remove(&op.id);
+                shard.remove(&self.hash);
             }
         }
-        match snapshot.status {
-            OperationStatus::Completed => {
-                inner.completed += 1;
-                inner.completed_time += snapshot.duration.unwrap_or_default();
-            }
-            OperationStatus::Cancelled => inner.cancelled += 1,
-            _ => inner.failed += 1,
-        }
-        if inner.capacity == 0 {
-            return;
-        }
-        if inner.history.len() == inner.capacity {
-            inner.history.pop_front();
-        }
-        inner.history.push_back(snapshot);
     }
 }
 
@@ -332,51 +437,73 @@ fn cancel_each(tokens: Vec<CancellationToken>, reason: CancelReason) -> usize {
         .into_iter()
         .filter(|token| !token.is_cancelled())
         .collect();
-    // Outside the registry's lock: cancel callbacks run on this thread and may use it.
+    // Outside the registry's locks: cancel callbacks run on this thread and may use it.
     for token in &fresh {
         token.cancel_with(reason.clone());
     }
     fresh.len()
 }
 
-/// The live operations that share one id: nearly always one, kept without a `Vec`.
+/// A live operation and its place in the order of registration.
+struct Live {
+    seq: u64,
+    op: Arc<Shared<Sendable>>,
+}
+
+/// The live operations under one hash: nearly always one, kept without a `Vec`.
 enum Slot {
-    One(Arc<Shared<Sendable>>),
-    Many(Vec<Arc<Shared<Sendable>>>),
+    One(Live),
+    Many(Vec<Live>),
 }
 
 impl Slot {
-    fn iter(&self) -> core::slice::Iter<'_, Arc<Shared<Sendable>>> {
+    fn iter(&self) -> core::slice::Iter<'_, Live> {
         match self {
-            Slot::One(op) => core::slice::from_ref(op).iter(),
-            Slot::Many(ops) => ops.iter(),
+            Slot::One(live) => core::slice::from_ref(live).iter(),
+            Slot::Many(all) => all.iter(),
         }
     }
 
-    /// The latest started.
-    fn latest(&self) -> &Arc<Shared<Sendable>> {
-        self.iter()
-            .max_by_key(|op| op.seq)
-            .expect("a slot is never empty")
-    }
-
-    fn push(&mut self, op: Arc<Shared<Sendable>>) {
+    fn push(&mut self, live: Live) {
         match self {
-            Slot::One(first) => *self = Slot::Many(std::vec![first.clone(), op]),
-            Slot::Many(ops) => ops.push(op),
+            Slot::One(_) => {
+                let Slot::One(first) = core::mem::replace(self, Slot::Many(Vec::new())) else {
+                    unreachable!()
+                };
+                *self = Slot::Many(std::vec![first, live]);
+            }
+            Slot::Many(all) => all.push(live),
         }
     }
 
     /// Removes the operation whose record is at `op`; `true` if the slot is empty then.
     fn remove(&mut self, op: *const ()) -> bool {
-        let is = |live: &Arc<Shared<Sendable>>| core::ptr::eq(Arc::as_ptr(live).cast(), op);
+        let is = |live: &Live| core::ptr::eq(Arc::as_ptr(&live.op).cast(), op);
         match self {
             Slot::One(live) => is(live),
-            Slot::Many(ops) => {
-                ops.retain(|live| !is(live));
-                ops.is_empty()
+            Slot::Many(all) => {
+                all.retain(|live| !is(live));
+                all.is_empty()
             }
         }
+    }
+}
+
+/// The hasher of a shard's map, whose keys are hashes already.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("a shard's keys are `u64` hashes")
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
     }
 }
 
@@ -388,11 +515,17 @@ impl Default for Registry {
 
 impl core::fmt::Debug for Registry {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let inner = self.inner.lock();
+        let (live, history, capacity) = self.inner.with_all(|shards, history| {
+            (
+                live_entries(shards).count(),
+                history.finished.len(),
+                history.capacity,
+            )
+        });
         f.debug_struct("Registry")
-            .field("live", &inner.live.len())
-            .field("history", &inner.history.len())
-            .field("capacity", &inner.capacity)
+            .field("live", &live)
+            .field("history", &history)
+            .field("capacity", &capacity)
             .finish()
     }
 }
@@ -474,9 +607,18 @@ impl OperationFilter {
     /// .unwrap();
     /// ```
     pub fn matches(&self, snapshot: &OperationSnapshot) -> bool {
-        self.matches_static(&snapshot.name, snapshot.parent_id.as_ref())
-            && self.status.is_none_or(|status| status == snapshot.status)
-            && (!self.active_only || snapshot.status.is_active())
+        self.matches_parts(&snapshot.name, snapshot.parent_id.as_ref(), snapshot.status)
+    }
+
+    fn matches_parts(
+        &self,
+        name: &str,
+        parent: Option<&OperationId>,
+        status: OperationStatus,
+    ) -> bool {
+        self.matches_static(name, parent)
+            && self.status.is_none_or(|wanted| wanted == status)
+            && (!self.active_only || status.is_active())
     }
 
     /// The conditions on what never changes, checked before taking a snapshot.

@@ -1,6 +1,7 @@
 //! The builder of operations, [`OperationBuilder`], in its two forms: [`Operation`] (parts
 //! that are `Send`) and [`LocalOperation`] (parts that need not be).
 
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -13,11 +14,11 @@ use crate::sync::Arc;
 use crate::token::CancellationToken;
 
 use super::context::{OperationContext, Shared, SharedInit};
-use super::flavor::{BoxedSource, Flavor, Local, ProgressFn, Sendable, StatusFn};
+use super::flavor::{BoxedSource, Callbacks, Flavor, Local, Metadata, Sendable};
 use super::progress::Progress;
 use super::run::{Run, TryRun};
 use super::source::CancelSource;
-use super::status::{self, OperationId, OperationSnapshot};
+use super::status::{OperationId, OperationSnapshot};
 
 /// A builder for one tracked unit of work whose sources, callbacks and context may go to any
 /// thread; [`run`](OperationBuilder::run) or [`try_run`](OperationBuilder::try_run) start it.
@@ -86,25 +87,28 @@ pub type LocalOperation<'a> = OperationBuilder<Local<'a>>;
 /// ```
 #[must_use = "an operation does nothing until `run` or `try_run` is awaited"]
 pub struct OperationBuilder<K: Flavor> {
-    name: String,
+    name: Cow<'static, str>,
     id: Option<OperationId>,
-    metadata: BTreeMap<String, String>,
-    parents: Vec<CancellationToken>,
+    metadata: Metadata,
+    parents: Parents,
     parent_id: Option<OperationId>,
     sources: Vec<BoxedSource<K>>,
-    on_progress: Vec<ProgressFn<K>>,
-    on_status: Vec<StatusFn<K>>,
+    callbacks: Option<Box<Callbacks<K>>>,
     #[cfg(feature = "std")]
     registry: Option<crate::registry::Registry>,
 }
 
 impl OperationBuilder<Sendable> {
-    /// A builder for an operation called `name` (names need not be unique).
+    /// A builder for an operation called `name` (names need not be unique). A `&'static str`
+    /// is kept as it is; other names are passed as a `String`.
     ///
     /// ```
     /// let op = cancelable::Operation::new("import");
+    /// let n = 7;
+    /// let op = cancelable::Operation::new(format!("import {n}"));
     /// ```
-    pub fn new(name: impl Into<String>) -> Self {
+    #[inline]
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         Self::named(name.into())
     }
 
@@ -127,6 +131,7 @@ impl OperationBuilder<Sendable> {
     /// let err = future::block_on(run).unwrap_err();
     /// assert_eq!(err.reason().kind(), CancelKind::Condition);
     /// ```
+    #[inline]
     pub fn cancel_on<S>(mut self, source: S) -> Self
     where
         S: CancelSource,
@@ -146,11 +151,15 @@ impl OperationBuilder<Sendable> {
     ///     .run(|cx| async move { Ok(cx.report_progress(1, Some(2), "files")) });
     /// futures_lite::future::block_on(run).unwrap();
     /// ```
+    #[inline]
     pub fn on_progress<F>(mut self, f: F) -> Self
     where
         F: Fn(&OperationId, &Progress) + Send + Sync + 'static,
     {
-        self.on_progress.push(Box::new(f));
+        self.callbacks
+            .get_or_insert_default()
+            .on_progress
+            .push(Box::new(f));
         self
     }
 
@@ -169,11 +178,15 @@ impl OperationBuilder<Sendable> {
     /// futures_lite::future::block_on(run).unwrap();
     /// assert_eq!(*seen.lock().unwrap(), [OperationStatus::Running, OperationStatus::Completed]);
     /// ```
+    #[inline]
     pub fn on_status<F>(mut self, f: F) -> Self
     where
         F: Fn(&OperationSnapshot) + Send + Sync + 'static,
     {
-        self.on_status.push(Box::new(f));
+        self.callbacks
+            .get_or_insert_default()
+            .on_status
+            .push(Box::new(f));
         self
     }
 
@@ -191,6 +204,7 @@ impl OperationBuilder<Sendable> {
     /// assert_eq!(registry.get(&id).unwrap().status, OperationStatus::Completed);
     /// ```
     #[cfg(feature = "std")]
+    #[inline]
     pub fn register(mut self, registry: &crate::registry::Registry) -> Self {
         self.registry = Some(registry.clone());
         self
@@ -198,12 +212,13 @@ impl OperationBuilder<Sendable> {
 }
 
 impl<'a> OperationBuilder<Local<'a>> {
-    /// A builder for a local operation called `name`.
+    /// A builder for a local operation called `name` (see [`Operation::new`]).
     ///
     /// ```
     /// let op = cancelable::LocalOperation::new("sample");
     /// ```
-    pub fn new(name: impl Into<String>) -> Self {
+    #[inline]
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         Self::named(name.into())
     }
 
@@ -222,6 +237,7 @@ impl<'a> OperationBuilder<Local<'a>> {
     ///     .run(|_| future::pending::<Result<(), _>>());
     /// assert_eq!(future::block_on(run).unwrap_err().reason().kind(), CancelKind::Timeout);
     /// ```
+    #[inline]
     pub fn cancel_on<S>(mut self, source: S) -> Self
     where
         S: CancelSource,
@@ -245,11 +261,15 @@ impl<'a> OperationBuilder<Local<'a>> {
     /// futures_lite::future::block_on(run).unwrap();
     /// assert_eq!(last.get(), 3);
     /// ```
+    #[inline]
     pub fn on_progress<F>(mut self, f: F) -> Self
     where
         F: Fn(&OperationId, &Progress) + 'a,
     {
-        self.on_progress.push(Box::new(f));
+        self.callbacks
+            .get_or_insert_default()
+            .on_progress
+            .push(Box::new(f));
         self
     }
 
@@ -267,26 +287,30 @@ impl<'a> OperationBuilder<Local<'a>> {
     /// futures_lite::future::block_on(run).unwrap();
     /// assert_eq!(*seen.borrow(), [OperationStatus::Running, OperationStatus::Completed]);
     /// ```
+    #[inline]
     pub fn on_status<F>(mut self, f: F) -> Self
     where
         F: Fn(&OperationSnapshot) + 'a,
     {
-        self.on_status.push(Box::new(f));
+        self.callbacks
+            .get_or_insert_default()
+            .on_status
+            .push(Box::new(f));
         self
     }
 }
 
 impl<K: Flavor> OperationBuilder<K> {
-    fn named(name: String) -> Self {
+    #[inline]
+    fn named(name: Cow<'static, str>) -> Self {
         Self {
             name,
             id: None,
-            metadata: BTreeMap::new(),
-            parents: Vec::new(),
+            metadata: None,
+            parents: Parents::None,
             parent_id: None,
             sources: Vec::new(),
-            on_progress: Vec::new(),
-            on_status: Vec::new(),
+            callbacks: None,
             #[cfg(feature = "std")]
             registry: None,
         }
@@ -303,6 +327,7 @@ impl<K: Flavor> OperationBuilder<K> {
     /// );
     /// assert_eq!(id.unwrap(), "7f3a");
     /// ```
+    #[inline]
     pub fn id(mut self, id: impl Into<OperationId>) -> Self {
         self.id = Some(id.into());
         self
@@ -320,8 +345,11 @@ impl<K: Flavor> OperationBuilder<K> {
     /// .unwrap();
     /// assert_eq!(snap.metadata.get("file").map(String::as_str), Some("rows.csv"));
     /// ```
+    #[inline]
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
+        self.metadata
+            .get_or_insert_default()
+            .insert(key.into(), value.into());
         self
     }
 
@@ -342,8 +370,18 @@ impl<K: Flavor> OperationBuilder<K> {
     /// assert_eq!(err.reason().kind(), CancelKind::Disconnected);
     /// assert!(!server.is_cancelled());
     /// ```
+    #[inline]
     pub fn parent(mut self, token: &CancellationToken) -> Self {
-        self.parents.push(token.clone());
+        self.parents = match self.parents {
+            // The operation's own token, made now: a child of its only parent.
+            Parents::None => Parents::One(token.child_token()),
+            // That child stands for the first parent: it is cancelled with it, with its reason.
+            Parents::One(first) => Parents::Many(alloc::vec![first, token.clone()]),
+            Parents::Many(mut parents) => {
+                parents.push(token.clone());
+                Parents::Many(parents)
+            }
+        };
         self
     }
 
@@ -364,6 +402,7 @@ impl<K: Flavor> OperationBuilder<K> {
     /// }))
     /// .unwrap();
     /// ```
+    #[inline]
     pub fn child_of<J: Flavor>(mut self, parent: &OperationContext<J>) -> Self {
         self.parent_id = Some(parent.id().clone());
         self.parent(parent.token())
@@ -403,6 +442,7 @@ impl<K: Flavor> OperationBuilder<K> {
     /// });
     /// drop(run);
     /// ```
+    #[inline]
     pub fn run<F, Fut, T>(self, body: F) -> Run<F, Fut, K>
     where
         F: FnOnce(OperationContext<K>) -> Fut,
@@ -430,6 +470,7 @@ impl<K: Flavor> OperationBuilder<K> {
     ///     other => panic!("{other:?}"),
     /// }
     /// ```
+    #[inline]
     pub fn try_run<F, Fut, T, E>(self, body: F) -> TryRun<F, Fut, K>
     where
         F: FnOnce(OperationContext<K>) -> Fut,
@@ -441,30 +482,44 @@ impl<K: Flavor> OperationBuilder<K> {
     }
 
     fn start(self) -> (OperationContext<K>, Vec<BoxedSource<K>>) {
-        #[cfg_attr(not(feature = "std"), allow(unused_variables))]
-        let (generated, seq) = status::generate();
-        let id = self.id.unwrap_or(generated);
-        let token = match self.parents.as_slice() {
-            [] => CancellationToken::new(),
-            [parent] => parent.child_token(),
-            parents => CancellationToken::any_of(parents),
+        let token = match self.parents {
+            Parents::None => CancellationToken::new(),
+            Parents::One(token) => token,
+            Parents::Many(parents) => CancellationToken::any_of(&parents),
         };
+        // The id is made when first asked for, unless a registry lists the operation now.
+        #[cfg(feature = "std")]
+        let (id, registration) = match self.registry {
+            Some(registry) => {
+                let (registration, id) = crate::registry::Registration::new(registry, self.id);
+                (Some(id), Some(registration))
+            }
+            None => (self.id, None),
+        };
+        #[cfg(not(feature = "std"))]
+        let id = self.id;
+        // The span shows the id from its start.
+        #[cfg(feature = "tracing")]
+        let id = Some(id.unwrap_or_else(OperationId::generate));
         let shared = Arc::new(Shared::new(SharedInit {
             id,
-            #[cfg(feature = "std")]
-            seq,
             name: self.name,
             metadata: self.metadata,
             parent_id: self.parent_id,
-            token: token.clone(),
-            on_progress: self.on_progress,
-            on_status: self.on_status,
+            token,
+            callbacks: self.callbacks,
             #[cfg(feature = "std")]
-            registry: self.registry,
+            registration,
         }));
         #[cfg(feature = "std")]
         K::register(&shared);
-        (OperationContext { shared, token }, self.sources)
+        (
+            OperationContext {
+                shared,
+                shield: None,
+            },
+            self.sources,
+        )
     }
 }
 
@@ -473,9 +528,32 @@ impl<K: Flavor> fmt::Debug for OperationBuilder<K> {
         f.debug_struct("Operation")
             .field("name", &self.name)
             .field("id", &self.id)
-            .field("metadata", &self.metadata)
+            .field(
+                "metadata",
+                &self.metadata.as_deref().unwrap_or(&BTreeMap::new()),
+            )
             .field("parents", &self.parents.len())
             .field("sources", &self.sources.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The parents given with [`OperationBuilder::parent`]: nearly always none or one, kept without
+/// a `Vec`.
+enum Parents {
+    None,
+    /// The operation's token, already made: a child of the only parent.
+    One(CancellationToken),
+    /// A child of the first parent, then the others: the token will be cancelled by any of them.
+    Many(Vec<CancellationToken>),
+}
+
+impl Parents {
+    fn len(&self) -> usize {
+        match self {
+            Parents::None => 0,
+            Parents::One(_) => 1,
+            Parents::Many(parents) => parents.len(),
+        }
     }
 }

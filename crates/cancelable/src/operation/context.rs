@@ -2,9 +2,8 @@
 //! the [`OperationContext`] handle a body works with.
 
 use alloc::borrow::Cow;
-use alloc::collections::BTreeMap;
+use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 
@@ -14,26 +13,21 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::token::CancellationToken;
 
-use super::flavor::{Flavor, ProgressFn, Sendable, StatusFn, sealed::Sealed};
+use super::flavor::{Callbacks, Flavor, Metadata, ProgressFn, Sendable, StatusFn, sealed::Sealed};
 use super::progress::{Progress, ProgressStream};
+use super::record::{Record, RecordCopy};
 use super::shield::Shield;
 use super::status::{OperationId, OperationSnapshot, OperationStatus};
-use crate::sync::Mutex;
 
 /// Everything known about one operation. Immutable fields are set by the builder; what changes
-/// lives in `state`, whose lock is never held while user code (callbacks) runs.
+/// lives in the [`Record`], whose lock is never held while user code (callbacks) runs.
 pub struct Shared<K: Sealed> {
-    pub(crate) id: OperationId,
-    /// Creation order, for listing.
-    #[cfg(feature = "std")]
-    pub(crate) seq: u64,
-    pub(crate) name: String,
-    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) metadata: Metadata,
     /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
     pub(crate) token: CancellationToken,
-    state: Mutex<State>,
-    pub(crate) on_progress: Vec<ProgressFn<K>>,
-    pub(crate) on_status: Vec<StatusFn<K>>,
+    pub(crate) record: Record,
+    callbacks: Option<Box<Callbacks<K>>>,
     /// Shields of this operation being polled: while it is not zero the body is not dropped.
     pub(crate) shield_depth: AtomicUsize,
     /// Polls of the body in progress, for shields to know they run inside it (with `std` the
@@ -47,61 +41,36 @@ pub struct Shared<K: Sealed> {
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
     #[cfg(feature = "std")]
-    pub(crate) registry: Option<crate::registry::Registry>,
-}
-
-struct State {
-    status: OperationStatus,
-    /// The operation this one was made a child of or (with `std`) first polled in.
-    parent_id: Option<OperationId>,
-    reason: Option<CancelReason>,
-    error: Option<String>,
-    progress: Option<Progress>,
-    #[cfg(feature = "std")]
-    started: Option<(std::time::Instant, std::time::SystemTime)>,
-    #[cfg(feature = "std")]
-    ended: Option<(std::time::Instant, std::time::SystemTime)>,
+    pub(crate) registration: Option<crate::registry::Registration>,
 }
 
 pub(crate) struct SharedInit<K: Sealed> {
-    pub(crate) id: OperationId,
-    #[cfg(feature = "std")]
-    pub(crate) seq: u64,
-    pub(crate) name: String,
-    pub(crate) metadata: BTreeMap<String, String>,
+    /// `None`: generated when first asked for.
+    pub(crate) id: Option<OperationId>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) metadata: Metadata,
     pub(crate) parent_id: Option<OperationId>,
     pub(crate) token: CancellationToken,
-    pub(crate) on_progress: Vec<ProgressFn<K>>,
-    pub(crate) on_status: Vec<StatusFn<K>>,
+    pub(crate) callbacks: Option<Box<Callbacks<K>>>,
     #[cfg(feature = "std")]
-    pub(crate) registry: Option<crate::registry::Registry>,
+    pub(crate) registration: Option<crate::registry::Registration>,
 }
 
 impl<K: Flavor> Shared<K> {
     #[inline]
     pub(crate) fn new(init: SharedInit<K>) -> Self {
         #[cfg(feature = "tracing")]
-        let span = tracing::info_span!("operation", id = %init.id, name = %init.name);
+        let span = tracing::info_span!(
+            "operation",
+            id = %init.id.as_ref().expect("made with the `tracing` feature"),
+            name = %init.name
+        );
         Self {
-            id: init.id,
-            #[cfg(feature = "std")]
-            seq: init.seq,
             name: init.name,
             metadata: init.metadata,
             token: init.token,
-            state: Mutex::new(State {
-                status: OperationStatus::Pending,
-                parent_id: init.parent_id,
-                reason: None,
-                error: None,
-                progress: None,
-                #[cfg(feature = "std")]
-                started: None,
-                #[cfg(feature = "std")]
-                ended: None,
-            }),
-            on_progress: init.on_progress,
-            on_status: init.on_status,
+            record: Record::new(init.id, init.parent_id),
+            callbacks: init.callbacks,
             shield_depth: AtomicUsize::new(0),
             #[cfg(not(feature = "std"))]
             body_polls: AtomicUsize::new(0),
@@ -110,135 +79,128 @@ impl<K: Flavor> Shared<K> {
             #[cfg(feature = "tracing")]
             span,
             #[cfg(feature = "std")]
-            registry: init.registry,
+            registration: init.registration,
         }
     }
 
+    /// The operation's id (made now if nobody asked for it before).
+    pub(crate) fn id(&self) -> &OperationId {
+        self.record.id()
+    }
+
     pub(crate) fn parent_id(&self) -> Option<OperationId> {
-        self.state.with(|s| s.parent_id.clone())
+        self.record.parent_id()
     }
 
     pub(crate) fn status(&self) -> OperationStatus {
-        self.state.with(|s| s.status)
+        self.record.status()
     }
 
     pub(crate) fn snapshot(&self) -> OperationSnapshot {
-        self.state.with(|s| OperationSnapshot {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            status: s.status,
-            reason: s.reason.clone(),
-            error: s.error.clone(),
-            progress: s.progress.clone(),
-            metadata: self.metadata.clone(),
-            parent_id: s.parent_id.clone(),
-            #[cfg(feature = "std")]
-            started_at: s.started.map(|(_, wall)| wall),
-            #[cfg(feature = "std")]
-            ended_at: s.ended.map(|(_, wall)| wall),
-            #[cfg(feature = "std")]
-            duration: s.started.map(|(start, _)| match s.ended {
-                Some((end, _)) => end.duration_since(start),
-                None => start.elapsed(),
-            }),
-        })
+        self.copy().into_snapshot()
+    }
+
+    /// A copy of the operation's record now.
+    pub(crate) fn copy(&self) -> RecordCopy {
+        self.record
+            .copy(self.id().clone(), self.name.clone(), self.metadata.clone())
+    }
+
+    fn on_status(&self) -> &[StatusFn<K>] {
+        self.callbacks.as_deref().map_or(&[], |c| &c.on_status)
+    }
+
+    fn on_progress(&self) -> &[ProgressFn<K>] {
+        self.callbacks.as_deref().map_or(&[], |c| &c.on_progress)
     }
 
     /// `Pending → Running`, on the first poll of the run future, recording `parent` as the
     /// parent unless the operation has one (from `child_of`); `true` if it recorded it.
-    pub(crate) fn start(&self, parent: Option<OperationId>) -> bool {
-        let (changed, adopted) = self.state.with(|s| {
-            let adopted = s.parent_id.is_none() && parent.is_some();
-            if adopted {
-                s.parent_id = parent;
-            }
-            if s.status != OperationStatus::Pending {
-                return (false, adopted);
-            }
-            s.status = OperationStatus::Running;
-            #[cfg(feature = "std")]
-            {
-                s.started = Some((std::time::Instant::now(), std::time::SystemTime::now()));
-            }
-            (true, adopted)
-        });
+    ///
+    /// # Safety
+    /// Only the operation's run future calls it, and [`finish`](Self::finish) (it owns them
+    /// exclusively, so they never run at the same time).
+    pub(crate) unsafe fn start(&self, parent: Option<OperationId>) -> bool {
+        // SAFETY: forwarded to the caller.
+        let (changed, adopted) = unsafe { self.record.start(parent) };
         if changed {
-            self.announce(OperationStatus::Running, None, None);
+            self.announce(OperationStatus::Running);
         }
         adopted
     }
 
     /// Records the terminal status, once: later calls change nothing and return `false`.
-    pub(crate) fn finish(
+    ///
+    /// # Safety
+    /// As for [`start`](Self::start).
+    pub(crate) unsafe fn finish(
         &self,
         status: OperationStatus,
         reason: Option<CancelReason>,
         error: Option<String>,
     ) -> bool {
-        debug_assert!(status.is_terminal());
-        let changed = self.state.with(|s| {
-            if s.status.is_terminal() {
-                return false;
-            }
-            s.status = status;
-            s.reason = reason.clone();
-            s.error = error.clone();
-            #[cfg(feature = "std")]
-            {
-                let now = (std::time::Instant::now(), std::time::SystemTime::now());
-                s.started.get_or_insert(now);
-                s.ended = Some(now);
-            }
-            true
-        });
+        // SAFETY: forwarded to the caller.
+        let changed = unsafe { self.record.finish(status, reason, error) };
         if changed {
-            self.announce(status, reason.as_ref(), error.as_deref());
+            self.announce(status);
         }
         changed
     }
 
     /// Records `Cancelled` with the token's reason, cancelling the token with `fallback` first
     /// so that the record and the token always agree.
-    pub(crate) fn finish_cancelled(&self, fallback: CancelReason) -> Cancelled {
+    ///
+    /// # Safety
+    /// As for [`start`](Self::start).
+    pub(crate) unsafe fn finish_cancelled(&self, fallback: CancelReason) -> Cancelled {
         self.token.cancel_with(fallback);
         let reason = self.token.reason().unwrap_or_default();
-        self.finish(OperationStatus::Cancelled, Some(reason.clone()), None);
+        // SAFETY: forwarded to the caller.
+        unsafe { self.finish(OperationStatus::Cancelled, Some(reason.clone()), None) };
         Cancelled::new(reason)
     }
 
-    /// Tells the registry, tracing and the status callbacks, in that order, so that a callback
+    /// Tells tracing, the registry and the status callbacks, in that order, so that a callback
     /// that looks the operation up finds it where its status says.
-    fn announce(
-        &self,
-        status: OperationStatus,
-        reason: Option<&CancelReason>,
-        error: Option<&str>,
-    ) {
-        #[cfg(feature = "tracing")]
-        tracing::info!(
-            parent: &self.span,
-            status = status.as_str(),
-            reason = %OptDisplay(reason),
-            error = error.unwrap_or(""),
-            "operation status changed"
-        );
-        #[cfg(not(feature = "tracing"))]
-        let _ = (status, reason, error);
+    #[inline]
+    fn announce(&self, status: OperationStatus) {
         #[cfg(feature = "std")]
-        let needs_snapshot = !self.on_status.is_empty() || self.registry.is_some();
+        let registered = self.registration.is_some() && status.is_terminal();
         #[cfg(not(feature = "std"))]
-        let needs_snapshot = !self.on_status.is_empty();
-        if !needs_snapshot {
+        let registered = false;
+        if cfg!(feature = "tracing") || registered || self.callbacks.is_some() {
+            self.tell(status);
+        }
+    }
+
+    #[inline(never)]
+    #[cfg_attr(
+        not(any(feature = "std", feature = "tracing")),
+        allow(unused_variables)
+    )]
+    fn tell(&self, status: OperationStatus) {
+        #[cfg(feature = "tracing")]
+        {
+            let (reason, error) = self.record.outcome();
+            tracing::info!(
+                parent: &self.span,
+                status = status.as_str(),
+                reason = %OptDisplay(reason),
+                error = error.unwrap_or(""),
+                "operation status changed"
+            );
+        }
+        #[cfg(feature = "std")]
+        if let Some(registration) = &self.registration {
+            if status.is_terminal() {
+                registration.finished(self, self.copy());
+            }
+        }
+        if self.on_status().is_empty() {
             return;
         }
         let snapshot = self.snapshot();
-        #[cfg(feature = "std")]
-        if status.is_terminal() {
-            if let Some(registry) = &self.registry {
-                registry.finished(self, snapshot.clone());
-            }
-        }
-        for callback in &self.on_status {
+        for callback in self.on_status() {
             // A panicking callback is a bug in that callback; the operation and the other
             // callbacks go on (without `std` the panic cannot be caught).
             let _panic = crate::sync::catch(|| callback(&snapshot));
@@ -248,13 +210,13 @@ impl<K: Flavor> Shared<K> {
     pub(crate) fn report(&self, progress: Progress) {
         #[cfg(feature = "tracing")]
         tracing::trace!(parent: &self.span, progress = %progress, "operation progress");
-        if self.on_progress.is_empty() {
-            self.state.with(|s| s.progress = Some(progress));
+        if self.on_progress().is_empty() {
+            self.record.set_progress(progress);
             return;
         }
-        self.state.with(|s| s.progress = Some(progress.clone()));
-        for callback in &self.on_progress {
-            let _panic = crate::sync::catch(|| callback(&self.id, &progress));
+        self.record.set_progress(progress.clone());
+        for callback in self.on_progress() {
+            let _panic = crate::sync::catch(|| callback(self.id(), &progress));
         }
     }
 
@@ -267,7 +229,7 @@ impl<K: Flavor> Shared<K> {
 impl<K: Flavor> fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
-            .field("id", &self.id)
+            .field("id", self.id())
             .field("name", &self.name)
             .field("status", &self.status())
             .finish_non_exhaustive()
@@ -307,8 +269,8 @@ impl fmt::Display for OptDisplay<'_> {
 }
 
 /// The handle a body gets from [`Operation::run`](crate::Operation::run): its token, its
-/// identity, progress reports and shields. Cheap to clone (two reference counts); clones may go
-/// to other tasks and threads.
+/// identity, progress reports and shields. Cheap to clone (one reference count, two inside a
+/// shield); clones may go to other tasks and threads.
 ///
 /// Inside a [shield](OperationContext::shield_with) the context is the same operation with the
 /// shield's own token, which the operation's cancelation does not reach.
@@ -332,7 +294,9 @@ impl fmt::Display for OptDisplay<'_> {
 /// same methods, but it stays on its thread, since its callbacks need not be `Send`.
 pub struct OperationContext<K: Flavor = Sendable> {
     pub(crate) shared: Arc<Shared<K>>,
-    pub(crate) token: CancellationToken,
+    /// Inside a shield, the shield's own token; `None` for the operation's own context, whose
+    /// token is the operation's (so a context costs one reference count).
+    pub(crate) shield: Option<CancellationToken>,
 }
 
 /// The context a [`LocalOperation`](crate::LocalOperation)'s body gets: not `Send`, valid
@@ -356,7 +320,7 @@ impl<K: Flavor> Clone for OperationContext<K> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-            token: self.token.clone(),
+            shield: self.shield.clone(),
         }
     }
 }
@@ -375,7 +339,7 @@ impl<K: Flavor> OperationContext<K> {
     /// .unwrap();
     /// ```
     pub fn token(&self) -> &CancellationToken {
-        &self.token
+        self.shield.as_ref().unwrap_or(&self.shared.token)
     }
 
     /// The operation's id.
@@ -388,7 +352,7 @@ impl<K: Flavor> OperationContext<K> {
     /// assert_eq!(id.unwrap(), "job-1");
     /// ```
     pub fn id(&self) -> &OperationId {
-        &self.shared.id
+        self.shared.id()
     }
 
     /// The operation's name.
@@ -433,7 +397,7 @@ impl<K: Flavor> OperationContext<K> {
     /// assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
     /// ```
     pub fn check(&self) -> Result<(), Cancelled> {
-        self.token.check()
+        self.token().check()
     }
 
     /// `true` once this context's token is cancelled.
@@ -447,7 +411,7 @@ impl<K: Flavor> OperationContext<K> {
     /// .unwrap();
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled()
+        self.token().is_cancelled()
     }
 
     /// Records progress (snapshots show the latest report) and calls the progress callbacks
@@ -519,7 +483,7 @@ impl<K: Flavor> OperationContext<K> {
     /// assert!(!cx.cancel(CancelKind::Manual), "cancelled already");
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
-        self.token.cancel_with(reason)
+        self.token().cancel_with(reason)
     }
 
     /// Runs `future` to completion even if the operation is cancelled meanwhile; if it was,
@@ -583,10 +547,10 @@ impl<K: Flavor> OperationContext<K> {
     {
         let shielded = OperationContext {
             shared: self.shared.clone(),
-            token: CancellationToken::new(),
+            shield: Some(CancellationToken::new()),
         };
         let future = f(shielded.clone());
-        Shield::new(future, shielded, self.token == self.shared.token)
+        Shield::new(future, shielded, self.is_main())
     }
 
     /// Wraps `stream`: it yields the same items, reports progress after every `every` items
@@ -646,7 +610,7 @@ impl<K: Flavor> OperationContext<K> {
     }
 
     pub(crate) fn is_main(&self) -> bool {
-        self.token == self.shared.token
+        self.shield.is_none()
     }
 }
 
@@ -672,10 +636,10 @@ impl OperationContext {
 impl<K: Flavor> fmt::Debug for OperationContext<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationContext")
-            .field("id", &self.shared.id)
+            .field("id", self.id())
             .field("name", &self.shared.name)
             .field("shielded", &!self.is_main())
-            .field("token", &self.token)
+            .field("token", self.token())
             .finish()
     }
 }

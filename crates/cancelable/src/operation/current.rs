@@ -2,12 +2,14 @@
 //!
 //! A stack per thread, pushed before each poll of a body (or shield) and popped after it, so it
 //! is right whatever the executor does between polls: nested operations, several operations
-//! interleaved on one thread, a body moving to another thread.
+//! interleaved on one thread, a body moving to another thread. Its entries are frames on the
+//! call stack of those polls, linked from a thread-local pointer: entering costs two pointer
+//! writes, with no allocation and no reference count.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::Cell;
 use core::pin::Pin;
+use core::ptr;
 use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -21,50 +23,65 @@ use super::context::{OperationContext, Shared};
 use super::flavor::Flavor;
 use super::status::OperationId;
 
+#[cfg(not(loom))]
 std::thread_local! {
-    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// The innermost frame; null outside every operation.
+    static TOP: Cell<*const Frame> = const { Cell::new(ptr::null()) };
 }
 
-/// One body or shield being polled on this thread.
-#[derive(Debug)]
-pub enum Entry {
-    /// Of an [`Operation`](crate::Operation): `current()` can hand its context out.
-    Sendable(OperationContext),
-    /// Of a [`LocalOperation`](crate::LocalOperation), whose context may not outlive its scope
-    /// (so cannot be kept here): what nesting checks and nested operations need of it.
-    Local {
-        /// The operation's record, for identity only (never dereferenced).
-        op: *const (),
-        /// Its body, not a shield.
-        main: bool,
-        id: OperationId,
-        /// The token of the body or shield being polled.
-        token: CancellationToken,
-    },
+// Loom runs its threads on one thread of the process: each needs a stack of its own.
+#[cfg(loom)]
+loom::thread_local! {
+    static TOP: Cell<*const Frame> = Cell::new(ptr::null());
 }
 
-impl Entry {
-    fn is<K: Flavor>(&self, op: &Arc<Shared<K>>) -> bool {
-        let ptr = Arc::as_ptr(op).cast::<()>();
-        match self {
-            Entry::Sendable(cx) => core::ptr::eq(Arc::as_ptr(&cx.shared).cast(), ptr),
-            Entry::Local { op, .. } => core::ptr::eq(*op, ptr),
-        }
-    }
+fn top() -> *const Frame {
+    TOP.with(Cell::get)
+}
 
-    fn is_main(&self) -> bool {
-        match self {
-            Entry::Sendable(cx) => cx.is_main(),
-            Entry::Local { main, .. } => *main,
-        }
-    }
+fn set_top(frame: *const Frame) {
+    TOP.with(|top| top.set(frame));
+}
 
-    fn id_and_token(&self) -> (&OperationId, &CancellationToken) {
-        match self {
-            Entry::Sendable(cx) => (cx.id(), cx.token()),
-            Entry::Local { id, token, .. } => (id, token),
-        }
-    }
+/// One body or shield being polled on this thread: a local of [`within`], linked while the poll
+/// runs.
+struct Frame {
+    /// The frame of the poll this one is nested in.
+    prev: *const Frame,
+    /// The `OperationContext<K>` being polled, for the functions below.
+    cx: *const (),
+    /// Its operation's record, for identity only (never dereferenced).
+    op: *const (),
+    /// A body, not a shield.
+    main: bool,
+    /// `K::current` of the context.
+    current: unsafe fn(*const ()) -> Option<OperationContext>,
+    /// The context's id and token.
+    id_and_token: unsafe fn(*const ()) -> (OperationId, CancellationToken),
+}
+
+/// # Safety
+/// `cx` points to a live `OperationContext<K>`.
+unsafe fn current_of<K: Flavor>(cx: *const ()) -> Option<OperationContext> {
+    // SAFETY: forwarded to the caller.
+    let cx = unsafe { &*cx.cast::<OperationContext<K>>() };
+    K::current(&cx.shared, cx.shield.as_ref())
+}
+
+/// # Safety
+/// `cx` points to a live `OperationContext<K>`.
+unsafe fn id_and_token_of<K: Flavor>(cx: *const ()) -> (OperationId, CancellationToken) {
+    // SAFETY: forwarded to the caller.
+    let cx = unsafe { &*cx.cast::<OperationContext<K>>() };
+    (cx.id().clone(), cx.token().clone())
+}
+
+/// Calls `f` with the frame of this thread's innermost poll, if any.
+fn with_frames<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
+    // SAFETY: a frame is linked only while the `within` call that owns it runs on this thread
+    // (its guard unlinks it, also on unwind), and `within` calls nest, so `TOP` and every `prev`
+    // from it point to live frames, whose contexts `within` borrows for as long.
+    f(unsafe { top().as_ref() })
 }
 
 /// The innermost operation whose body or shield is being polled on this thread, at any depth
@@ -90,39 +107,51 @@ impl Entry {
 /// assert_eq!(out, Ok(7));
 /// ```
 pub fn current() -> Option<OperationContext> {
-    STACK.with_borrow(|stack| match stack.last() {
-        Some(Entry::Sendable(cx)) => Some(cx.clone()),
-        _ => None,
+    with_frames(|top| {
+        let top = top?;
+        // SAFETY: `top.cx` is the context of a live frame (see `with_frames`), of the flavor
+        // `top.current` was made for.
+        unsafe { (top.current)(top.cx) }
     })
 }
 
-/// Keeps `cx` on top of this thread's stack until dropped (also when the poll unwinds).
-pub(crate) struct Entered(());
-
-pub(crate) fn enter<K: Flavor>(cx: &OperationContext<K>) -> Entered {
-    let entry = K::stack_entry(&cx.shared, &cx.token);
-    STACK.with_borrow_mut(|stack| stack.push(entry));
-    Entered(())
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        STACK.with_borrow_mut(|stack| {
-            stack.pop();
-        });
+/// Runs `f` with `cx` on top of this thread's stack.
+pub(crate) fn within<K: Flavor, R>(cx: &OperationContext<K>, f: impl FnOnce() -> R) -> R {
+    /// Unlinks the frame when `within` returns or unwinds.
+    struct Unlink(*const Frame);
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            set_top(self.0);
+        }
     }
+    let frame = Frame {
+        prev: top(),
+        cx: ptr::from_ref(cx).cast(),
+        op: Arc::as_ptr(&cx.shared).cast(),
+        main: cx.is_main(),
+        current: current_of::<K>,
+        id_and_token: id_and_token_of::<K>,
+    };
+    set_top(&frame);
+    let _unlink = Unlink(frame.prev);
+    f()
 }
 
 /// `true` if this thread is inside a poll of the body of the operation `shared`, and not inside
 /// a poll of one of its shields.
 pub(crate) fn polled_in_body_outside_shields<K: Flavor>(shared: &Arc<Shared<K>>) -> bool {
-    STACK.with_borrow(|stack| {
+    let op = Arc::as_ptr(shared).cast::<()>();
+    with_frames(|mut frame| {
         let mut in_body = false;
-        for entry in stack.iter().filter(|entry| entry.is(shared)) {
-            if !entry.is_main() {
-                return false;
+        while let Some(f) = frame {
+            if ptr::eq(f.op, op) {
+                if !f.main {
+                    return false;
+                }
+                in_body = true;
             }
-            in_body = true;
+            // SAFETY: a live frame's `prev` is null or a live frame (see `with_frames`).
+            frame = unsafe { f.prev.as_ref() };
         }
         in_body
     })
@@ -131,9 +160,10 @@ pub(crate) fn polled_in_body_outside_shields<K: Flavor>(shared: &Arc<Shared<K>>)
 /// The innermost operation whose body or shield is being polled on this thread, of either
 /// flavor: its id and the token it runs under (a shield's inside a shield).
 pub(crate) fn innermost() -> Option<(OperationId, CancellationToken)> {
-    STACK.with_borrow(|stack| {
-        let (id, token) = stack.last()?.id_and_token();
-        Some((id.clone(), token.clone()))
+    with_frames(|top| {
+        let top = top?;
+        // SAFETY: as in `current`.
+        Some(unsafe { (top.id_and_token)(top.cx) })
     })
 }
 

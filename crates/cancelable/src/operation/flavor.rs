@@ -4,6 +4,9 @@
 //! run futures and shields, so both forms share all their machinery.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::future::Future;
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -77,10 +80,31 @@ pub(crate) type BoxedSource<K> = Pin<Box<<K as sealed::Sealed>::Source>>;
 pub(crate) type ProgressFn<K> = Box<<K as sealed::Sealed>::OnProgress>;
 pub(crate) type StatusFn<K> = Box<<K as sealed::Sealed>::OnStatus>;
 
+/// An operation's metadata, boxed in an `Option`: an operation without any drops it with one
+/// test, where an empty `BTreeMap` takes a few dozen instructions to drop.
+#[allow(clippy::box_collection)]
+pub(crate) type Metadata = Option<Box<BTreeMap<String, String>>>;
+
+/// An operation's callbacks, boxed in an `Option` by the builder and the record: an operation
+/// without any holds a null pointer, and allocates nothing for them.
+pub(crate) struct Callbacks<K: sealed::Sealed> {
+    pub(crate) on_progress: Vec<ProgressFn<K>>,
+    pub(crate) on_status: Vec<StatusFn<K>>,
+}
+
+impl<K: sealed::Sealed> Default for Callbacks<K> {
+    fn default() -> Self {
+        Self {
+            on_progress: Vec::new(),
+            on_status: Vec::new(),
+        }
+    }
+}
+
 pub(crate) mod sealed {
     use super::*;
     #[cfg(feature = "std")]
-    use crate::operation::{OperationContext, Shared, current::Entry};
+    use crate::operation::{OperationContext, Shared};
     #[cfg(feature = "std")]
     use crate::sync::Arc;
     #[cfg(feature = "std")]
@@ -95,10 +119,14 @@ pub(crate) mod sealed {
         /// A status callback.
         type OnStatus: ?Sized + Fn(&OperationSnapshot);
 
-        /// What `current()`'s stack records while a body or shield of `op` (running under
-        /// `token`) is polled.
+        /// What `current()` hands out while a body or shield of `op` is polled (with the
+        /// shield's token in a shield): its context, or nothing for a local operation (its
+        /// context may not leave its scope).
         #[cfg(feature = "std")]
-        fn stack_entry(op: &Arc<Shared<Self>>, token: &CancellationToken) -> Entry;
+        fn current(
+            op: &Arc<Shared<Self>>,
+            shield: Option<&CancellationToken>,
+        ) -> Option<OperationContext>;
 
         /// Lists a new operation in the registry it was built with.
         #[cfg(feature = "std")]
@@ -111,18 +139,20 @@ pub(crate) mod sealed {
         type OnStatus = dyn Fn(&OperationSnapshot) + Send + Sync;
 
         #[cfg(feature = "std")]
-        #[inline]
-        fn stack_entry(op: &Arc<Shared<Self>>, token: &CancellationToken) -> Entry {
-            Entry::Sendable(OperationContext {
+        fn current(
+            op: &Arc<Shared<Self>>,
+            shield: Option<&CancellationToken>,
+        ) -> Option<OperationContext> {
+            Some(OperationContext {
                 shared: op.clone(),
-                token: token.clone(),
+                shield: shield.cloned(),
             })
         }
 
         #[cfg(feature = "std")]
         fn register(op: &Arc<Shared<Self>>) {
-            if let Some(registry) = &op.registry {
-                registry.insert(op);
+            if let Some(registration) = &op.registration {
+                registration.insert(op);
             }
         }
     }
@@ -133,14 +163,11 @@ pub(crate) mod sealed {
         type OnStatus = dyn Fn(&OperationSnapshot) + 'a;
 
         #[cfg(feature = "std")]
-        #[inline]
-        fn stack_entry(op: &Arc<Shared<Self>>, token: &CancellationToken) -> Entry {
-            Entry::Local {
-                op: Arc::as_ptr(op).cast(),
-                main: *token == op.token,
-                id: op.id.clone(),
-                token: token.clone(),
-            }
+        fn current(
+            _: &Arc<Shared<Self>>,
+            _: Option<&CancellationToken>,
+        ) -> Option<OperationContext> {
+            None
         }
 
         #[cfg(feature = "std")]

@@ -64,7 +64,9 @@ mod context;
 #[cfg(feature = "std")]
 mod current;
 mod flavor;
+mod lock;
 mod progress;
+mod record;
 mod run;
 mod shield;
 mod source;
@@ -77,8 +79,14 @@ pub use context::{LocalOperationContext, OperationContext};
 #[cfg(feature = "std")]
 pub use current::current;
 pub use flavor::{Flavor, Local, Sendable};
+#[cfg(feature = "std")]
+pub(crate) use lock::Guarded;
 pub use progress::{Progress, ProgressStream};
+#[cfg(feature = "std")]
+pub(crate) use record::RecordCopy;
 pub use run::{OperationError, Run, TryRun};
 pub use shield::Shield;
 pub use source::{CancelSource, Source, SourceFuture};
+#[cfg(feature = "std")]
+pub(crate) use status::next_seq;
 pub use status::{OperationId, OperationSnapshot, OperationStatus};

@@ -48,8 +48,9 @@ pin_project! {
         #[pin]
         body: Body<F, Fut>,
         sources: Vec<BoxedSource<K>>,
+        // Made when the body first waits: a body that is ready at once never needs it.
         #[pin]
-        waiter: WaitForCancellationFutureOwned,
+        waiter: Option<WaitForCancellationFutureOwned>,
         parent: ParentLink,
         started: bool,
     }
@@ -60,9 +61,13 @@ pin_project! {
             if !this.body.has_ended() {
                 // Dropped before it ended: whoever holds a clone of the token learns it is over.
                 this.body.set(Body::Ended);
-                this.cx.shared.finish_cancelled(
-                    CancelReason::manual().with_message("the operation's future was dropped before it finished"),
-                );
+                // SAFETY: the driver owns the operation's transitions, and its drop cannot run
+                // during its own poll.
+                unsafe {
+                    this.cx.shared.finish_cancelled(
+                        CancelReason::manual().with_message("the operation's future was dropped before it finished"),
+                    )
+                };
             }
         }
     }
@@ -76,7 +81,7 @@ where
 {
     fn new(cx: OperationContext<K>, start: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
-            waiter: cx.token.clone().cancelled_owned(),
+            waiter: None,
             cx,
             body: Body::NotStarted { start: Some(start) },
             sources,
@@ -94,7 +99,9 @@ where
         if !*this.started {
             *this.started = true;
             let (parent_id, parent) = innermost().unzip();
-            if shared.start(parent_id) {
+            // SAFETY: the operation's transitions are made by its driver only, here and in
+            // `Run`/`TryRun`'s `poll` (which this poll is part of) and the driver's drop.
+            if unsafe { shared.start(parent_id) } {
                 this.parent.link(parent.expect("recorded with its id"));
             }
         }
@@ -124,7 +131,13 @@ where
             }
             // Register for the cancelation; a cancel racing with the body shows up here.
             if !shared.token.is_cancelled() {
-                let _ = this.waiter.poll(cx);
+                let mut waiter = this.waiter.as_mut();
+                if waiter.is_none() {
+                    waiter.set(Some(shared.token.clone().cancelled_owned()));
+                }
+                if let Some(waiter) = waiter.as_pin_mut() {
+                    let _ = waiter.poll(cx);
+                }
             }
             if !shared.must_stop() {
                 // Running, or cancelled but shielded: the shield's own wake-ups drive it on.
@@ -134,8 +147,30 @@ where
         this.body.set(Body::Ended);
         this.sources.clear();
         let reason = shared.token.reason().unwrap_or_default();
-        shared.finish(OperationStatus::Cancelled, Some(reason.clone()), None);
+        // SAFETY: in the driver's poll (see `start` above).
+        unsafe { shared.finish(OperationStatus::Cancelled, Some(reason.clone()), None) };
         Poll::Ready(Ended::Cancelled(Cancelled::new(reason)))
+    }
+}
+
+impl<F, Fut, K: Flavor> Driver<F, Fut, K> {
+    /// Records the operation's end (see [`Shared::finish`](super::context::Shared::finish)).
+    fn finish(
+        self: Pin<&mut Self>,
+        status: OperationStatus,
+        reason: Option<CancelReason>,
+        error: Option<alloc::string::String>,
+    ) -> bool {
+        // SAFETY: only the driver changes its operation's status, through `&mut` (here pinned),
+        // so no other change runs at the same time.
+        unsafe { self.cx.shared.finish(status, reason, error) }
+    }
+
+    /// Records the operation's cancelation (see
+    /// [`Shared::finish_cancelled`](super::context::Shared::finish_cancelled)).
+    fn finish_cancelled(self: Pin<&mut Self>, fallback: CancelReason) -> Cancelled {
+        // SAFETY: as in `finish`.
+        unsafe { self.cx.shared.finish_cancelled(fallback) }
     }
 }
 
@@ -176,17 +211,21 @@ where
     K: Flavor,
 {
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _current = super::current::enter(op);
-        #[cfg(feature = "tracing")]
-        let _span = op.shared.span.enter();
-        start_and_poll(op, body, cx)
+        super::current::within(op, || {
+            #[cfg(feature = "tracing")]
+            let _span = op.shared.span.enter();
+            start_and_poll(op, body, cx)
+        })
     }));
     match polled {
         Ok(poll) => poll,
         Err(payload) => {
             let message = panic_message(&*payload);
-            op.shared
-                .finish(OperationStatus::Failed, None, Some(message));
+            // SAFETY: in the driver's poll, which owns the operation's transitions.
+            unsafe {
+                op.shared
+                    .finish(OperationStatus::Failed, None, Some(message))
+            };
             std::panic::resume_unwind(payload)
         }
     }
@@ -295,17 +334,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let polled = this.driver.as_mut().poll_drive(cx);
-        let shared = &this.driver.cx.shared;
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ended::Cancelled(err)) => Poll::Ready(Err(err)),
             Poll::Ready(Ended::Finished(Ok(value))) => {
-                shared.finish(OperationStatus::Completed, None, None);
+                this.driver.finish(OperationStatus::Completed, None, None);
                 Poll::Ready(Ok(value))
             }
             // `cx.check()?` and friends: record it as the operation's cancelation.
             Poll::Ready(Ended::Finished(Err(err))) => {
-                Poll::Ready(Err(shared.finish_cancelled(err.into_reason())))
+                Poll::Ready(Err(this.driver.finish_cancelled(err.into_reason())))
             }
         }
     }
@@ -363,24 +401,25 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let polled = this.driver.as_mut().poll_drive(cx);
-        let shared = &this.driver.cx.shared;
         match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ended::Cancelled(err)) => Poll::Ready(Err(OperationError::Cancelled(err))),
             Poll::Ready(Ended::Finished(Ok(value))) => {
-                shared.finish(OperationStatus::Completed, None, None);
+                this.driver.finish(OperationStatus::Completed, None, None);
                 Poll::Ready(Ok(value))
             }
             Poll::Ready(Ended::Finished(Err(err))) => {
-                if shared.token.is_cancelled() {
+                let token = &this.driver.cx.shared.token;
+                if token.is_cancelled() {
                     // An error after the cancelation is (nearly always) that cancelation seen
                     // through `?` in the body's own error type.
-                    let reason = shared.token.reason().unwrap_or_default();
+                    let reason = token.reason().unwrap_or_default();
                     return Poll::Ready(Err(OperationError::Cancelled(
-                        shared.finish_cancelled(reason),
+                        this.driver.finish_cancelled(reason),
                     )));
                 }
-                shared.finish(OperationStatus::Failed, None, Some(err.to_string()));
+                this.driver
+                    .finish(OperationStatus::Failed, None, Some(err.to_string()));
                 Poll::Ready(Err(OperationError::Failed(err)))
             }
         }

@@ -91,15 +91,15 @@ impl<F: Future, K: Flavor> Future for Shield<F, K> {
             *this.entered = true;
             shared.shield_depth.fetch_add(1, Ordering::AcqRel);
         }
-        let output = {
-            #[cfg(feature = "std")]
-            let _current = super::current::enter(this.shielded);
-            #[cfg(not(feature = "std"))]
+        #[cfg(feature = "std")]
+        let polled = super::current::within(this.shielded, || future.poll(cx));
+        #[cfg(not(feature = "std"))]
+        let polled = {
             let _polling = super::context::Polling::enter(&shared.shield_polls);
-            match future.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => output,
-            }
+            future.poll(cx)
+        };
+        let Poll::Ready(output) = polled else {
+            return Poll::Pending;
         };
         this.future.set(None);
         *this.entered = false;

@@ -92,6 +92,8 @@ impl fmt::Display for OperationStatus {
 /// Generated ids are 16 hex digits, unique within the process (a counter passed through a
 /// bijective mix, so they do not look sequential). They are not secret: when an id is shown to
 /// untrusted clients (a job URL), pass a random one with [`Operation::id`](crate::Operation::id).
+/// An operation makes its id only when it is first asked for (by [`OperationContext::id`](crate::OperationContext::id),
+/// a snapshot or a registry); a generated id is kept as its digits, without a heap allocation.
 ///
 /// ```
 /// use cancelable::OperationId;
@@ -101,9 +103,18 @@ impl fmt::Display for OperationStatus {
 /// assert_ne!(a, b);
 /// assert_eq!(a.as_str().len(), 16);
 /// assert_eq!(OperationId::from("job-7").as_str(), "job-7");
+/// assert_eq!(OperationId::from(a.as_str()), a);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OperationId(Arc<str>);
+#[derive(Clone)]
+pub struct OperationId(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A generated id: its 16 lowercase hex digits.
+    Generated([u8; 16]),
+    /// An id given as text.
+    Given(Arc<str>),
+}
 
 impl OperationId {
     /// A new id, different from every id generated before in this process.
@@ -112,8 +123,18 @@ impl OperationId {
     /// assert_ne!(cancelable::OperationId::generate(), cancelable::OperationId::generate());
     /// ```
     pub fn generate() -> Self {
-        let (id, _) = generate();
-        id
+        Self::from_seq(next_seq())
+    }
+
+    /// The id generated from the sequence number `seq` (see [`next_seq`]).
+    pub(crate) fn from_seq(seq: u64) -> Self {
+        // splitmix64's finaliser is a bijection of u64, so distinct numbers give distinct ids;
+        // the per-process seed only makes ids differ between runs.
+        let mut z = seq.wrapping_add(seed());
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        Self(Repr::Generated(hex_digits(z)))
     }
 
     /// The id as text.
@@ -122,22 +143,37 @@ impl OperationId {
     /// assert_eq!(cancelable::OperationId::from("a").as_str(), "a");
     /// ```
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // SAFETY: `from_seq` fills the digits from an ASCII table, so they are UTF-8 (ids are
+            // hashed and compared as text in registries: validating them each time would cost
+            // more than the rest of the hash).
+            Repr::Generated(digits) => unsafe { core::str::from_utf8_unchecked(digits) },
+            Repr::Given(text) => text,
+        }
     }
 }
 
-/// A generated id and the sequence number it came from (the registry lists in that order).
-pub(crate) fn generate() -> (OperationId, u64) {
+/// The 16 lowercase hex digits of `z`, most significant first, computed on all of them at once.
+fn hex_digits(z: u64) -> [u8; 16] {
+    const LOW_NIBBLES: u128 = 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    // Spread the nibbles of `z` over the bytes of `x`, the lowest nibble in the lowest byte.
+    let mut x = u128::from(z);
+    x = (x | x << 32) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    x = (x | x << 16) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    x = (x | x << 8) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    x = (x | x << 4) & LOW_NIBBLES;
+    // A nibble above 9 gets a carry into bit 4 when 6 is added: those become letters.
+    let letters = ((x + 6 * ONES) >> 4) & ONES;
+    (x + u128::from(b'0') * ONES + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
+}
+
+/// The next number of the process-wide sequence that generated ids come from; registries also
+/// list their operations in its order.
+pub(crate) fn next_seq() -> u64 {
     use crate::sync::{Ordering, StaticAtomicUsize};
     static NEXT: StaticAtomicUsize = StaticAtomicUsize::new(0);
-    let seq = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
-    // splitmix64's finaliser is a bijection of u64, so distinct counters give distinct ids;
-    // the per-process seed only makes ids differ between runs.
-    let mut z = seq.wrapping_add(seed());
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (OperationId(Arc::from(alloc::format!("{z:016x}"))), seq)
+    NEXT.fetch_add(1, Ordering::Relaxed) as u64
 }
 
 #[cfg(feature = "std")]
@@ -152,58 +188,85 @@ fn seed() -> u64 {
     0x2545_f491_4f6c_dd1d
 }
 
+impl PartialEq for OperationId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for OperationId {}
+
+impl PartialOrd for OperationId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OperationId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl core::hash::Hash for OperationId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // As the text, so that maps keyed by ids can be looked up with a `&str`.
+        self.as_str().hash(state);
+    }
+}
+
 impl From<&str> for OperationId {
     fn from(id: &str) -> Self {
-        Self(Arc::from(id))
+        Self(Repr::Given(Arc::from(id)))
     }
 }
 
 impl From<String> for OperationId {
     fn from(id: String) -> Self {
-        Self(Arc::from(id))
+        Self(Repr::Given(Arc::from(id)))
     }
 }
 
 impl Borrow<str> for OperationId {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for OperationId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl PartialEq<str> for OperationId {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for OperationId {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl fmt::Display for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for OperationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 #[cfg(feature = "serde")]
 impl serde::Serialize for OperationId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -259,10 +322,13 @@ pub struct OperationSnapshot {
     /// The operation this one was made a child of or first polled in; its cancelation reaches
     /// this one.
     pub parent_id: Option<OperationId>,
-    /// When it started running (wall clock).
+    /// When it started running (wall clock). An operation reads the monotonic clock once at
+    /// each change of status; its wall-clock times are those readings placed on the wall clock
+    /// as it stood when the process first needed one, so they never go backwards and
+    /// `ended_at - started_at` is exactly `duration`.
     #[cfg(feature = "std")]
     pub started_at: Option<std::time::SystemTime>,
-    /// When it ended (wall clock).
+    /// When it ended (wall clock, as `started_at`).
     #[cfg(feature = "std")]
     pub ended_at: Option<std::time::SystemTime>,
     /// Time from start to end, or to the snapshot while it runs (monotonic clock).
@@ -391,6 +457,27 @@ mod snapshot_serde {
                 #[cfg(feature = "std")]
                 duration: r.duration_secs.map(core::time::Duration::from_secs_f64),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_digits_are_the_lowercase_hex_of_the_number() {
+        for z in [
+            0,
+            9,
+            10,
+            0xf,
+            0x0123_4567_89ab_cdef,
+            u64::MAX,
+            0xa5a5_5a5a_0f0f_f0f0,
+        ] {
+            assert_eq!(
+                core::str::from_utf8(&super::hex_digits(z)).unwrap(),
+                alloc::format!("{z:016x}")
+            );
         }
     }
 }
