@@ -29,7 +29,19 @@ use crate::token::CancellationToken;
 pub const DEFAULT_HISTORY: usize = 1000;
 
 /// How many locks the live operations of a registry are spread over.
+#[cfg(not(loom))]
 const SHARDS: usize = 16;
+/// Loom replays each interleaving, so an operation must be in the same shard every time, whatever
+/// its generated id: the models see one.
+#[cfg(loom)]
+const SHARDS: usize = 1;
+
+/// Hashes ids: with a key per registry, so that ids chosen by clients cannot be made to collide;
+/// a fixed one under loom, which replays each interleaving.
+#[cfg(not(loom))]
+type IdHasher = RandomState;
+#[cfg(loom)]
+type IdHasher = BuildHasherDefault<std::hash::DefaultHasher>;
 
 /// A thread-safe registry of operations: those registered with
 /// [`Operation::register`](crate::Operation::register) are listed from `run` until they end,
@@ -58,8 +70,7 @@ pub struct Registry {
 }
 
 struct Inner {
-    /// Hashes ids: keyed per registry, so ids chosen by clients cannot be made to collide.
-    hasher: RandomState,
+    hasher: IdHasher,
     shards: [Padded<Guarded<Shard>>; SHARDS],
     history: Guarded<History>,
 }
@@ -110,7 +121,7 @@ impl Registry {
     pub fn with_history(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                hasher: RandomState::new(),
+                hasher: IdHasher::default(),
                 shards: core::array::from_fn(|_| Padded(Guarded::new(Shard::default()))),
                 history: Guarded::new(History {
                     finished: VecDeque::with_capacity(capacity.min(DEFAULT_HISTORY)),
