@@ -1,9 +1,11 @@
 //! What tracking costs: `Operation::run` around an empty body against a bare
 //! `.cancelable(&token)`, both created, polled to completion and dropped per iteration.
 //!
-//! The operation allocates its record, a token of its own (a child of the parent) and its
-//! context, stamps start and end times, and sets `current()` around the poll; the bare wrapper
-//! only links a waiter. Registering in a `Registry` adds a map insert and a history entry.
+//! The operation allocates its record and a token of its own (a child of the parent), reads
+//! the monotonic clock when it starts and when it ends, and links a frame for `current()` around
+//! the poll; the bare wrapper checks the token and polls. Registering in a `Registry` adds an
+//! id, an insert into one shard of the registry and, at the end, a copy of the record into the
+//! history (no allocation once the history is full).
 
 use std::hint::black_box;
 use std::pin::pin;

@@ -41,6 +41,9 @@ enum Target {
     MaxBytes(f64),
     /// Ours allocates nothing (an aim, not a bar).
     NoAlloc,
+    /// Ours takes at most x times the peer column's time (a wrapper's cost against what it
+    /// wraps); the ratio column then shows ours / peer.
+    AtMostTimes(f64),
     /// No target.
     None,
 }
@@ -275,10 +278,18 @@ fn main() {
         target: Target::None,
     });
 
-    // What tracking costs: an operation around an empty body, created, run and dropped; the
-    // bare `.cancelable(&token)` wrapper sits in the peer column.
+    // What tracking costs: an operation around an empty body, created, run and dropped, alone
+    // and registered; the bare `.cancelable(&token)` wrapper sits in the peer column (measured
+    // alternating with each), and the ratio column shows how many times its time each takes.
     let parent = Ours::new();
-    let (run, bare) = timer.ns_per_op_pair(
+    let registry = cancelable::Registry::with_history(100);
+    let bare = |k: u64| {
+        (0..k).for_each(|_| {
+            let fut = cancelable::FutureExt::cancelable(async { black_box(1) }, &parent);
+            _ = black_box(poll_once(pin!(fut)));
+        })
+    };
+    let (run, bare_run) = timer.ns_per_op_pair(
         |k| {
             (0..k).for_each(|_| {
                 let run = cancelable::Operation::new("bench")
@@ -287,18 +298,31 @@ fn main() {
                 _ = black_box(poll_once(pin!(run)));
             })
         },
+        bare,
+    );
+    let (registered, bare_registered) = timer.ns_per_op_pair(
         |k| {
             (0..k).for_each(|_| {
-                let fut = cancelable::FutureExt::cancelable(async { black_box(1) }, &parent);
-                _ = black_box(poll_once(pin!(fut)));
+                let run = cancelable::Operation::new("bench")
+                    .parent(&parent)
+                    .register(&registry)
+                    .run(|_| async { Ok(black_box(1)) });
+                _ = black_box(poll_once(pin!(run)));
             })
         },
+        bare,
     );
     rows.push(Row {
         op: "`Operation::run` (empty body) vs bare `.cancelable(&token)`",
         ours: Value::Ns(run),
-        tokio: Some(Value::Ns(bare)),
-        target: Target::None,
+        tokio: Some(Value::Ns(bare_run)),
+        target: Target::AtMostTimes(8.0),
+    });
+    rows.push(Row {
+        op: "the same with `.register(&registry)` vs bare `.cancelable(&token)`",
+        ours: Value::Ns(registered),
+        tokio: Some(Value::Ns(bare_registered)),
+        target: Target::AtMostTimes(16.0),
     });
 
     // The adapters' `timeout(d, ready)` against each runtime's own timeout; the peer sits in
@@ -464,6 +488,19 @@ fn print_report(rows: &[Row], quick: bool) {
     );
     println!("|---|---:|---:|---:|---|---|");
     for row in rows {
+        if let (Target::AtMostTimes(x), Value::Ns(o), Some(Value::Ns(t))) =
+            (row.target, &row.ours, &row.tokio)
+        {
+            let times = o / t;
+            println!(
+                "| {} | {} | {} | {times:.1}× its time | ≤{x}× its time | {} |",
+                row.op,
+                show(&row.ours),
+                show(&Value::Ns(*t)),
+                if times <= x { "yes" } else { "**no**" }
+            );
+            continue;
+        }
         let ratio = match (&row.ours, &row.tokio) {
             (Value::Ns(o), Some(Value::Ns(t))) => Some(t / o),
             (Value::Heap(o), Some(Value::Heap(t))) if o.bytes > 0.5 => Some(t.bytes / o.bytes),
@@ -482,6 +519,7 @@ fn print_report(rows: &[Row], quick: bool) {
                 "0 allocations (aim)".to_owned(),
                 heap(&row.ours).map(|h| h.allocs < 0.01),
             ),
+            Target::AtMostTimes(x) => (format!("≤{x}× the peer's time"), None),
             Target::None => ("—".to_owned(), None),
         };
         println!(
