@@ -58,9 +58,9 @@ pub struct ServerConfig {
     /// Connections served at once (1,024). At the limit the server stops accepting until one
     /// closes; new clients wait in the kernel's listen backlog.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open (10 s); then hyper closes the connection. Checked
-    /// coarsely (up to 1/8 of it late, see [`CoarseTimer`]).
+    /// How long a client may take to send a request head (10 s): counted from the connection's
+    /// start for its first request, from the head's first byte for later ones. Past it the
+    /// connection is closed without a response.
     pub header_read_timeout: Duration,
     /// The largest request body accepted, in bytes (1 MiB): a larger `content-length` gets
     /// `413` before the handler runs, and [`read_body`](crate::read_body) stops reading there.
@@ -73,6 +73,24 @@ pub struct ServerConfig {
     pub job_history: usize,
     /// How long an SSE stream may stay silent before a keep-alive comment goes out (15 s).
     pub keep_alive: Duration,
+    /// How long a keep-alive connection may sit idle between a response and the first byte of
+    /// the next request (30 s); then it is closed without a response.
+    pub idle_timeout: Duration,
+    /// The longest the server waits for request body bytes that the handler asked for (30 s).
+    /// Past it the request is cancelled with `Timeout` and the client gets
+    /// `408 {"error": "..."}` and a closed connection (or only the close, when a response has
+    /// started already).
+    pub body_read_timeout: Duration,
+    /// The slowest request body accepted, in bytes per second (256; `0` turns the check off):
+    /// once [`body_read_timeout`](ServerConfig::body_read_timeout) has passed since the
+    /// handler first asked for the body, the body must have kept up with this rate on average,
+    /// or the request ends as for `body_read_timeout`. Stops clients that trickle a byte now
+    /// and then to hold a connection for hours.
+    pub min_body_rate: u64,
+    /// The longest a response may make no progress because the client does not read it (30 s);
+    /// then the connection is closed (and the request in flight, if any, cancelled with
+    /// `Timeout`).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +103,10 @@ impl Default for ServerConfig {
             request_history: 100,
             job_history: 100,
             keep_alive: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_rate: 256,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -162,6 +184,52 @@ impl ServerConfig {
     /// ```
     pub fn keep_alive(mut self, every: Duration) -> Self {
         self.keep_alive = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`idle_timeout`](ServerConfig::idle_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().idle_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.idle_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn idle_timeout(mut self, limit: Duration) -> Self {
+        self.idle_timeout = limit.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`body_read_timeout`](ServerConfig::body_read_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().body_read_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.body_read_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn body_read_timeout(mut self, limit: Duration) -> Self {
+        self.body_read_timeout = limit.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`min_body_rate`](ServerConfig::min_body_rate), in bytes per second.
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().min_body_rate(0).min_body_rate, 0);
+    /// ```
+    pub fn min_body_rate(mut self, bytes_per_second: u64) -> Self {
+        self.min_body_rate = bytes_per_second;
+        self
+    }
+
+    /// Sets [`send_timeout`](ServerConfig::send_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().send_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.send_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn send_timeout(mut self, limit: Duration) -> Self {
+        self.send_timeout = limit.max(Duration::from_millis(1));
         self
     }
 }
