@@ -1878,10 +1878,13 @@ fn sigterm_closes_idle_and_half_sent_connections_and_exits_at_once() {
         "exit took {took:?} with only idle and half-sent connections; stderr: {}",
         server.stderr()
     );
+    let report = poll_until(LOOSE, "the shutdown report on stderr", || {
+        let stderr = server.stderr();
+        stderr.contains("stopped (").then_some(stderr)
+    });
     assert!(
-        server.stderr().contains("every task stopped"),
-        "shutdown waited for connections with nothing in flight: {}",
-        server.stderr()
+        report.contains("every task stopped"),
+        "shutdown waited for connections with nothing in flight: {report}"
     );
 }
 

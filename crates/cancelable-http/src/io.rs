@@ -320,25 +320,38 @@ async fn tick(table: std::sync::Weak<Table>, resolution: Duration) {
     }
 }
 
+impl CoarseTimer {
+    /// A sleep until `deadline`, unboxed, for the server's own deadlines.
+    pub(crate) fn sleep_at(&self, deadline: Instant) -> CoarseSleep {
+        CoarseSleep {
+            deadline,
+            table: self.table.clone(),
+            id: None,
+        }
+    }
+}
+
 impl hyper::rt::Timer for CoarseTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
         self.sleep_until(Instant::now() + duration)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(CoarseSleep {
-            deadline,
-            table: self.table.clone(),
-            id: None,
-        })
+        Box::pin(self.sleep_at(deadline))
     }
 }
 
 /// One of [`CoarseTimer`]'s sleeps: registered in the table while pending.
-struct CoarseSleep {
+pub(crate) struct CoarseSleep {
     deadline: Instant,
     table: Arc<Table>,
     id: Option<u64>,
+}
+
+impl CoarseSleep {
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
 }
 
 impl Future for CoarseSleep {

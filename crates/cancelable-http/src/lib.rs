@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod connection;
 pub mod io;
 mod jobs;
 pub mod request;

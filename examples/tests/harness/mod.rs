@@ -78,6 +78,8 @@ pub struct WebApp {
     child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until the process closes it; joined once the process exited.
+    stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
 impl WebApp {
@@ -93,7 +95,7 @@ impl WebApp {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().expect("stderr piped");
         let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
+        let stderr_reader = thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
                 let mut s = sink.lock().unwrap();
@@ -126,6 +128,7 @@ impl WebApp {
             child,
             addr,
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -141,11 +144,15 @@ impl WebApp {
         assert!(status.success(), "kill -{sig} failed");
     }
 
-    /// The exit status, or `None` if the process still runs after `within`.
+    /// The exit status, or `None` if the process still runs after `within`. Once it returns a
+    /// status, [`stderr`](WebApp::stderr) holds everything the process wrote.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
                 return Some(status);
             }
             if Instant::now() >= deadline {
