@@ -176,6 +176,23 @@ fn disconnect_behind_an_unread_body_cancels_within_100ms() {
 }
 
 #[test]
+fn disconnect_behind_more_unread_bytes_than_the_read_ahead_holds_cancels_within_100ms() {
+    // 64 KB of body the handler never reads: more than the server reads ahead (16 KiB), so
+    // the FIN sits behind unread bytes in the socket.
+    let (probe, events) = probe();
+    let t = plain(probe);
+    let mut stream = t.connect();
+    let body = "x".repeat(64_000);
+    write!(
+        stream,
+        "POST /forever HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    assert_prompt_disconnect(events.cancel_after(|| drop(stream)), "64 KB unread");
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order_and_the_disconnect_after_them_is_seen() {
     let (probe, events) = probe();
     let t = routed(probe);
