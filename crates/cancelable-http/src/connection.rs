@@ -7,7 +7,8 @@
 //! connection task reads ahead of hyper into a bounded buffer (hyper gets those bytes later,
 //! in order), and whichever read meets the end of the stream or an error cancels the request
 //! token on the spot. hyper's own end-of-stream check is off (`half_close`): it stops at
-//! buffered bytes, and here it would race the watch.
+//! buffered bytes, and here it would race the watch. When the buffer is full, reading stops
+//! (backpressure) and [`hung_up`] looks for the FIN behind the unread bytes instead.
 //!
 //! The connection task checks the deadline of the current phase after each poll of hyper, on
 //! the server's shared [`CoarseTimer`]: one sleep per connection, re-armed only when a phase
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cancelable::{CancelReason, CancellationToken};
+use futures_lite::Stream as _;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use http_body_util::{Either, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
@@ -43,7 +45,33 @@ pub(crate) const READ_AHEAD: usize = 16 * 1024;
 /// The most bytes read from the socket at once for hyper (hyper's own buffer starts at 8 KiB).
 const CHUNK: usize = 8 * 1024;
 
+/// How often a connection whose read-ahead buffer is full is checked for a hang-up.
+const PROBE_EVERY: Duration = Duration::from_millis(20);
+/// Whether [`hung_up`] can see a FIN behind unread bytes on this platform.
+const PROBES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 type Socket = Arc<Async<std::net::TcpStream>>;
+
+/// Whether the peer closed (or half-closed) `socket` even though bytes it sent before are
+/// still unread: `POLLRDHUP`, which reading cannot tell until those bytes are consumed.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn hung_up(socket: &std::net::TcpStream) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(socket, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(1..))
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn hung_up(_socket: &std::net::TcpStream) -> bool {
+    false
+}
 
 /// Serves one accepted connection until it closes, is closed by a bound, or shutdown closes
 /// it.
@@ -72,6 +100,7 @@ where
     let mut stopping = pin!(state.token.cancelled());
     let mut graceful = false;
     let mut alarm: Option<CoarseSleep> = None;
+    let mut prober: Option<smol::Timer> = None;
     std::future::poll_fn(|cx| {
         if !graceful && stopping.as_mut().poll(cx).is_ready() {
             graceful = true;
@@ -99,7 +128,17 @@ where
                             .with_message("the request body did not arrive in time"),
                     );
                 }
-                Verdict::Wait(deadline) => {
+                Verdict::Wait { deadline, probe } => {
+                    if !probe {
+                        prober = None;
+                    } else if prober.is_none() {
+                        prober = Some(smol::Timer::interval(PROBE_EVERY));
+                    }
+                    if let Some(prober) = &mut prober {
+                        if Pin::new(prober).poll_next(cx).is_ready() {
+                            continue;
+                        }
+                    }
                     if alarm.as_ref().is_some_and(|a| a.deadline() <= now) {
                         alarm = None; // fired: deregistered, re-armed below if still needed
                     }
@@ -123,8 +162,11 @@ where
 
 /// What the connection task does after polling hyper.
 enum Verdict {
-    /// Keep serving; wake by `Some(deadline)` at the latest.
-    Wait(Option<Instant>),
+    /// Keep serving; wake by `deadline` at the latest, and in [`PROBE_EVERY`] if `probe`.
+    Wait {
+        deadline: Option<Instant>,
+        probe: bool,
+    },
     /// End the connection, cancelling the request in flight (if any) first.
     Close(Option<(CancellationToken, CancelReason)>),
     /// The body bound passed: cancel the request, whose future then answers `408`.
@@ -153,6 +195,9 @@ struct Link {
     write_stalled: Option<Instant>,
     /// The request was cancelled by the body bound: its answer is `408`.
     body_timed_out: bool,
+    /// The read-ahead buffer is full while a request is answered: the socket is not read,
+    /// and a FIN behind the unread bytes is looked for by [`hung_up`] instead.
+    backlogged: bool,
 }
 
 enum Phase {
@@ -187,6 +232,7 @@ impl Peer {
             read_pending: false,
             write_stalled: None,
             body_timed_out: false,
+            backlogged: false,
         })))
     }
 
@@ -248,6 +294,11 @@ impl Peer {
                 if !link.gone {
                     link.read_ahead(cx);
                 }
+                if link.backlogged && hung_up(link.socket.get_ref()) {
+                    link.gone = true;
+                }
+            } else {
+                link.backlogged = false;
             }
             if link.gone {
                 let cancel = link.token().map(|t| (t, CancelReason::disconnected()));
@@ -271,7 +322,10 @@ impl Peer {
                     }
                 }
             },
-            next => Verdict::Wait(next.map(|(deadline, _)| deadline)),
+            next => Verdict::Wait {
+                deadline: next.map(|(deadline, _)| deadline),
+                probe: PROBES && link.backlogged && matches!(link.phase, Phase::Exchange(_)),
+            },
         }
     }
 }
@@ -355,8 +409,9 @@ impl Link {
     /// Reads ahead of hyper while a request is answered, until the socket has nothing more,
     /// the buffer is full, or the client is gone (`self.gone`).
     fn read_ahead(&mut self, cx: &mut Context<'_>) {
+        self.backlogged = self.end - self.start >= READ_AHEAD;
         // No new readiness event since the last read that came back empty: nothing to read.
-        if self.socket.poll_readable(cx).is_pending() {
+        if self.backlogged || self.socket.poll_readable(cx).is_pending() {
             return;
         }
         while self.end - self.start < READ_AHEAD {
@@ -369,6 +424,7 @@ impl Link {
                 }
             }
         }
+        self.backlogged = true;
     }
 
     /// Hands bytes to hyper: phase bookkeeping.

@@ -11,8 +11,9 @@
 //! cancels the request token with `Disconnected` before anything else hears of it. A body cut
 //! short by the client leaving therefore counts as a cancelled request, not as a `400`. A
 //! client with more than 16 KiB queued behind its request (a large body the handler does not
-//! read yet, a deep pipeline) is not read further until the handler catches up, and its
-//! disconnect is seen then.
+//! read yet, a deep pipeline) is not read further until the handler catches up; on Linux and
+//! Android its FIN is still seen behind the unread bytes (`POLLRDHUP`, checked every 20 ms
+//! while the buffer is full), elsewhere only once the handler has read up to it.
 //!
 //! A FIN is a disconnect, also when the client only half-closed (`shutdown(SHUT_WR)`): the
 //! server cannot tell a half-close from a close, and treating the FIN as the client leaving
