@@ -32,8 +32,23 @@ fn silent_body(app: &WebApp) -> TcpStream {
     s
 }
 
+/// The soft limit on open files of this process (`web_app` inherits it), from
+/// `/proc/self/limits`.
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 #[test]
 fn silent_body_clients_filling_the_connection_limit_make_room_within_the_body_bound() {
+    // This process holds MAX_CONNECTIONS + 1 sockets, web_app as many plus its own files.
+    if let Some(limit) = open_file_limit() {
+        assert!(
+            limit >= 2 * MAX_CONNECTIONS as u64 + 64,
+            "the open-file limit is {limit}: run with `ulimit -n 4096` or more"
+        );
+    }
     let app = WebApp::start();
     let mut silent: Vec<TcpStream> = (0..MAX_CONNECTIONS - 1)
         .map(|_| silent_body(&app))

@@ -174,7 +174,11 @@ fn the_idle_timeout_closes_a_keep_alive_connection_before_the_header_read_timeou
     let start = Instant::now();
     assert!(closed_by_peer(&mut stream));
     let took = start.elapsed();
-    assert!(took >= idle && took < idle * 10, "closed after {took:?}");
+    // The idle time starts on the server a moment before the client has read the response.
+    assert!(
+        took >= idle / 2 && took < idle * 10,
+        "closed after {took:?}"
+    );
 }
 
 #[test]
