@@ -41,7 +41,7 @@ use crate::response::{BoxError, HttpError};
 use crate::server::State;
 
 /// The most bytes read ahead of hyper while a request is answered.
-pub(crate) const READ_AHEAD: usize = 16 * 1024;
+const READ_AHEAD: usize = 16 * 1024;
 /// The most bytes read from the socket at once for hyper (hyper's own buffer starts at 8 KiB).
 const CHUNK: usize = 8 * 1024;
 
@@ -175,9 +175,10 @@ enum Verdict {
 
 /// The state of one connection shared by hyper's transport ([`PeerIo`]), the service wrapper
 /// ([`ConnService`]), the response body wrapper ([`Finish`]) and the connection task. All of
-/// them run on the connection's task, so the lock is never contended.
+/// them run on the connection's task (after a WebSocket upgrade only the transport is left,
+/// on the stream's task), so the lock is never contended.
 #[derive(Clone)]
-pub(crate) struct Peer(Arc<Mutex<Link>>);
+struct Peer(Arc<Mutex<Link>>);
 
 struct Link {
     socket: Socket,
@@ -384,8 +385,8 @@ impl Link {
     }
 
     /// Reads the socket into the free space of the buffer (at most `max` bytes, at most
-    /// [`READ_AHEAD`] buffered). `Ok(0)` is the end of the stream, or a full buffer if
-    /// `max` is 0.
+    /// [`READ_AHEAD`] buffered; callers leave room and ask for at least one byte). `Ok(0)`
+    /// is the end of the stream.
     fn fill(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
@@ -469,6 +470,9 @@ impl hyper::rt::Read for PeerIo {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         let mut link = self.peer.lock();
         if link.start == link.end {
             if link.gone {
@@ -613,7 +617,7 @@ where
 pin_project! {
     /// A response body that tells the [`Peer`] when it is done (hyper drops a body once it
     /// sent its end, or with the connection).
-    pub(crate) struct Finish<B> {
+    struct Finish<B> {
         #[pin]
         body: B,
         _done: Done,
