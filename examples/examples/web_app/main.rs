@@ -27,7 +27,8 @@
 //!
 //! SIGINT or SIGTERM: graceful shutdown (the listener closes, idle connections close,
 //! requests, jobs and streams are cancelled with `shutdown`, the server waits up to 5 s for
-//! them), then exit 0.
+//! them), then exit 0. A second SIGINT or SIGTERM during that wait ends the process at once
+//! (exit 130 or 143).
 
 use std::io::Write as _;
 use std::ops::RangeInclusive;
