@@ -1,0 +1,79 @@
+//! An `Operation` on the single-threaded executor: a calibration that reports progress every
+//! step and is stopped by its timeout source, a timer, before it finishes. Every status change
+//! is printed.
+
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use cancelable::{CancelKind, CancelReason, Operation, OperationStatus};
+use cancelable_firmware::checks::Checks;
+use cancelable_firmware::{check, println};
+use critical_section::Mutex;
+use embassy_time::{Duration, Timer};
+
+const STEPS: u64 = 10;
+const STEP: Duration = Duration::from_millis(10);
+/// Shorter than the `STEPS` steps take, and not on a step's tick.
+const TIMEOUT: Duration = Duration::from_millis(45);
+
+static STATUSES: Mutex<RefCell<Vec<OperationStatus>>> = Mutex::new(RefCell::new(Vec::new()));
+static REPORTS: Mutex<RefCell<u64>> = Mutex::new(RefCell::new(0));
+
+/// Runs the calibration and checks how it ended.
+pub async fn run(checks: &mut Checks) {
+    let timeout = CancelReason::timeout().with_message("calibration took over 45 ms");
+    let run = Operation::new("calibrate")
+        .cancel_on(Timer::after(TIMEOUT), timeout.clone())
+        .on_status(|snapshot| {
+            match &snapshot.reason {
+                Some(reason) => println!(
+                    "# operation {}: {} ({reason})",
+                    snapshot.name, snapshot.status
+                ),
+                None => println!("# operation {}: {}", snapshot.name, snapshot.status),
+            }
+            critical_section::with(|cs| STATUSES.borrow_ref_mut(cs).push(snapshot.status));
+        })
+        .on_progress(|id, progress| {
+            println!("# operation {id}: {progress}");
+            critical_section::with(|cs| *REPORTS.borrow_ref_mut(cs) += 1);
+        })
+        .run(|cx| async move {
+            for step in 1..=STEPS {
+                Timer::after(STEP).await;
+                cx.report_progress(step, Some(STEPS), "points");
+            }
+            Ok(())
+        });
+    let cx = run.context().clone();
+    println!("# operation {}: {}", cx.name(), cx.status());
+    let pending = cx.status() == OperationStatus::Pending;
+
+    let out = run.await;
+
+    let err = out.as_ref().err();
+    check!(
+        checks,
+        err.is_some_and(|e| e.reason() == &timeout) && cx.status() == OperationStatus::Cancelled,
+        "Operation: ended cancelled by its timeout source with \"{timeout}\""
+    );
+    let statuses = critical_section::with(|cs| STATUSES.borrow(cs).borrow().clone());
+    check!(
+        checks,
+        pending && statuses == [OperationStatus::Running, OperationStatus::Cancelled],
+        "Operation: status went pending -> running -> cancelled, each change reported once"
+    );
+    let snapshot = cx.snapshot();
+    let done = snapshot.progress.as_ref().map_or(0, |p| p.done);
+    let reports = critical_section::with(|cs| *REPORTS.borrow(cs).borrow());
+    check!(
+        checks,
+        (1..STEPS).contains(&done)
+            && reports == done
+            && snapshot
+                .reason
+                .as_ref()
+                .is_some_and(|r| r.kind() == CancelKind::Timeout),
+        "Operation: {done} of {STEPS} steps reported before the timeout, the snapshot keeps the reason"
+    );
+}
