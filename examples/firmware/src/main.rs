@@ -11,9 +11,13 @@ extern crate alloc;
 
 mod alarm;
 mod calibration;
+mod races;
 mod sensors;
 mod systick;
 
+use alloc::vec::Vec;
+
+use cancelable::CancellationToken;
 use cancelable_firmware::checks::Checks;
 use cancelable_firmware::{MACHINE, heap, println};
 use embassy_executor::Spawner;
@@ -25,8 +29,29 @@ async fn main(spawner: Spawner) {
     systick::start(peripherals.SYST);
     println!("# cancelable on {MACHINE}, embassy-executor, SysTick at 1 kHz");
 
+    footprint();
+
     let mut checks = Checks::new();
     sensors::run(spawner, &mut checks).await;
     calibration::run(&mut checks).await;
+    races::run(&mut checks);
     checks.finish()
+}
+
+/// Prints the heap a child token and an `on_cancel` callback take on this target.
+fn footprint() {
+    const N: usize = 8;
+    let root = CancellationToken::new();
+    let mut children = Vec::with_capacity(N);
+    let mut callbacks = Vec::with_capacity(N);
+    let start = heap::used();
+    children.extend((0..N).map(|_| root.child_token()));
+    let tokens = heap::used();
+    callbacks.extend(children.iter().map(|child| child.on_cancel(|_| {})));
+    let with_callbacks = heap::used();
+    println!(
+        "# heap: {} bytes per child token, {} per on_cancel callback",
+        (tokens - start) / N,
+        (with_callbacks - tokens) / N
+    );
 }
