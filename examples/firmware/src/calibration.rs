@@ -11,6 +11,7 @@ use cancelable_firmware::{check, println};
 use critical_section::Mutex;
 use embassy_time::{Duration, Timer};
 
+const NAME: &str = "calibrate";
 const STEPS: u64 = 10;
 const STEP: Duration = Duration::from_millis(10);
 /// Shorter than the `STEPS` steps take, and not on a step's tick.
@@ -22,20 +23,18 @@ static REPORTS: Mutex<RefCell<u64>> = Mutex::new(RefCell::new(0));
 /// Runs the calibration and checks how it ended.
 pub async fn run(checks: &mut Checks) {
     let timeout = CancelReason::timeout().with_message("calibration took over 45 ms");
-    let run = Operation::new("calibrate")
+    let run = Operation::new(NAME)
         .cancel_on(Timer::after(TIMEOUT), timeout.clone())
         .on_status(|snapshot| {
+            let (id, status) = (&snapshot.id, snapshot.status);
             match &snapshot.reason {
-                Some(reason) => println!(
-                    "# operation {}: {} ({reason})",
-                    snapshot.name, snapshot.status
-                ),
-                None => println!("# operation {}: {}", snapshot.name, snapshot.status),
+                Some(reason) => println!("# operation {NAME} {id}: {status} ({reason})"),
+                None => println!("# operation {NAME} {id}: {status}"),
             }
-            critical_section::with(|cs| STATUSES.borrow_ref_mut(cs).push(snapshot.status));
+            critical_section::with(|cs| STATUSES.borrow_ref_mut(cs).push(status));
         })
         .on_progress(|id, progress| {
-            println!("# operation {id}: {progress}");
+            println!("# operation {NAME} {id}: progress {progress}");
             critical_section::with(|cs| *REPORTS.borrow_ref_mut(cs) += 1);
         })
         .run(|cx| async move {
@@ -46,7 +45,7 @@ pub async fn run(checks: &mut Checks) {
             Ok(())
         });
     let cx = run.context().clone();
-    println!("# operation {}: {}", cx.name(), cx.status());
+    println!("# operation {NAME} {}: {}", cx.id(), cx.status());
     let pending = cx.status() == OperationStatus::Pending;
 
     let out = run.await;
