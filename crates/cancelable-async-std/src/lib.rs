@@ -44,9 +44,18 @@
 //! | [`spawn`] | the token's reason (returns `Err(Cancelled)`) | the future finishes or the token is cancelled |
 //! | [`cancel_after`] | `Timeout` after a duration | the token is cancelled or dropped |
 //! | [`cancel_when`], [`cancel_when_async`] | `Condition` once a predicate holds | the token is cancelled or dropped |
-//! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`) | the token is cancelled or dropped |
+//! | [`cancel_on_signals`] (unix) | `Signal`, naming it (`SIGUSR1 received`); once cancelled, a SIGINT or SIGTERM ends the process (exit 130 / 143) | the token is cancelled or dropped |
+//! | [`cancel_on_signals_with`] (unix) | the same, with [`SecondSignal::Ignore`] for code that does not own the process | the token is cancelled or dropped |
 //! | [`shutdown`] | your reason, then waits for a [`TaskTracker`] | everything stopped or the grace period ended |
 //! | [`sources`] | futures for `Operation::cancel_on` | — |
+//!
+//! # Signals
+//!
+//! [`cancel_on_signals`] follows the convention of command-line programs and service managers:
+//! the first SIGINT or SIGTERM cancels the token (a graceful stop); once it is cancelled, the
+//! next one ends the process at once with exit code 130 (SIGINT) or 143 (SIGTERM), even if the
+//! shutdown is stuck. Code that does not own the process opts out with
+//! [`cancel_on_signals_with`] and [`SecondSignal::Ignore`].
 //!
 //! # Features
 //!
@@ -66,7 +75,12 @@ use cancelable::{
 };
 use futures_lite::FutureExt as _;
 
+#[cfg(unix)]
+mod second_signal;
 pub mod sources;
+
+#[cfg(unix)]
+pub use second_signal::SecondSignal;
 
 /// Runs `fut` for at most `duration`: `Err(Cancelled)` with a `Timeout` reason
 /// (`"deadline of 3s elapsed"`) if it has not finished by then, and `fut` is dropped.
@@ -421,12 +435,25 @@ where
 
 /// Cancels `token` with a `Signal` reason naming the signal (`"SIGUSR1 received"`) when one of
 /// `signals` arrives; an empty set means SIGINT and SIGTERM. The handlers are installed before
-/// this returns and removed when the token is cancelled or all its handles are dropped. Several
-/// tokens may listen for the same signal: each is cancelled.
+/// this returns. Several tokens may listen for the same signal: each is cancelled.
 ///
-/// After the handlers are removed the signal does not get its default action back
-/// (signal-hook-registry keeps its own handler installed): a later SIGINT is ignored unless
-/// someone listens for it again.
+/// # A second signal ends the process
+///
+/// This is the call for a program's main token. Once `token` is cancelled (by the first signal,
+/// or in any other way), a SIGINT or SIGTERM of the set ends the process at once, with exit code
+/// 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM. A first Ctrl-C asks for a
+/// graceful stop; a second one forces it. The exit happens in the signal handler itself, so it
+/// works even when every thread is stuck in the shutdown; no destructor runs and output not yet
+/// flushed is lost.
+///
+/// Other signals of a custom set (SIGHUP, SIGUSR1, ...) only cancel the token: once it is
+/// cancelled they are no longer listened for. Signals outside the set are left alone. Libraries
+/// and embedders that do not own the process use [`cancel_on_signals_with`] and
+/// [`SecondSignal::Ignore`].
+///
+/// If every handle of `token` is dropped before it is cancelled, the handlers are removed. A
+/// removed handler does not give the signal its default action back (signal-hook-registry
+/// keeps its own handler installed): a later one is ignored unless someone listens for it again.
 ///
 /// ```
 /// use cancelable::CancellationToken;
@@ -435,7 +462,7 @@ where
 /// async_std::task::block_on(async {
 ///     let token = CancellationToken::new();
 ///     let watcher = cancelable_async_std::cancel_on_signals(&token, [Signal::Hup])?;
-///     token.cancel(); // cancelled otherwise: the handler goes away
+///     drop(token); // dropped uncancelled: the handler goes away
 ///     assert!(!watcher.await);
 ///     std::io::Result::Ok(())
 /// }).unwrap();
@@ -445,8 +472,43 @@ pub fn cancel_on_signals(
     token: &CancellationToken,
     signals: impl IntoIterator<Item = Signal>,
 ) -> std::io::Result<Watcher> {
-    let (signals, _) = install_signals(signals)?;
+    cancel_on_signals_with(token, signals, SecondSignal::Exit)
+}
+
+/// [`cancel_on_signals`], choosing what a SIGINT or SIGTERM of the set does once `token` is
+/// cancelled: [`SecondSignal::Exit`] (what `cancel_on_signals` does) or
+/// [`SecondSignal::Ignore`] (the process keeps running; the signals are no longer listened for).
+///
+/// `Ignore` speaks for this token only: if another token listens with `Exit`, a signal can
+/// still end the process.
+///
+/// ```
+/// use cancelable::CancellationToken;
+/// use cancelable_async_std::SecondSignal;
+///
+/// async_std::task::block_on(async {
+///     let download = CancellationToken::new();
+///     let watcher = cancelable_async_std::cancel_on_signals_with(&download, [], SecondSignal::Ignore)?;
+///     download.cancel(); // cancelled otherwise: the handlers go away, the process stays
+///     assert!(!watcher.await);
+///     std::io::Result::Ok(())
+/// }).unwrap();
+/// ```
+#[cfg(unix)]
+pub fn cancel_on_signals_with(
+    token: &CancellationToken,
+    signals: impl IntoIterator<Item = Signal>,
+    second: SecondSignal,
+) -> std::io::Result<Watcher> {
+    let set = signal_set(signals);
+    let (signals, _) = install_signals(set.iter().copied())?;
+    let exit = match second {
+        SecondSignal::Exit => Some(second_signal::ExitOnSecondSignal::install(&set, token)?),
+        SecondSignal::Ignore => None,
+    };
     Ok(Watcher::spawn(token, move |weak| async move {
+        // Dropped when the watch ends, which is when the token is cancelled or dropped.
+        let _exit = exit;
         let signal = next_signal(signals).await;
         let reason =
             CancelReason::signal().with_message(format!("{} received", signal_name(signal)));
@@ -505,16 +567,24 @@ fn report_panic(panic: &(dyn std::any::Any + Send)) {
 #[cfg(unix)]
 pub use async_signal::Signal;
 
+/// The set a listener of `signals` listens for: SIGINT and SIGTERM when empty.
+#[cfg(unix)]
+fn signal_set(signals: impl IntoIterator<Item = Signal>) -> Vec<Signal> {
+    let set: Vec<Signal> = signals.into_iter().collect();
+    if set.is_empty() {
+        vec![Signal::Int, Signal::Term]
+    } else {
+        set
+    }
+}
+
 /// Installs handlers for `signals` (SIGINT and SIGTERM when empty); also returns their names
 /// for a reason's message, like `SIGINT or SIGTERM`.
 #[cfg(unix)]
 fn install_signals(
     signals: impl IntoIterator<Item = Signal>,
 ) -> std::io::Result<(async_signal::Signals, String)> {
-    let mut set: Vec<Signal> = signals.into_iter().collect();
-    if set.is_empty() {
-        set = vec![Signal::Int, Signal::Term];
-    }
+    let set = signal_set(signals);
     let names = set
         .iter()
         .map(|&s| signal_name(s))

@@ -1,42 +1,27 @@
-//! Cancelation sources for the operations builder: each is a future plus the reason it cancels
-//! with, ready for `Operation::cancel_on(source.future, source.reason)`.
+//! Cancelation sources for the operations builder: each is a [`cancelable::Source`], a future
+//! plus the reason it cancels with, ready for `Operation::cancel_on(source)`.
 //!
 //! ```
 //! use std::time::Duration;
-//! use cancelable::CancelKind;
+//! use cancelable::{CancelKind, Operation};
 //!
+//! let run = Operation::new("fetch")
+//!     .cancel_on(cancelable_smol::sources::timeout(Duration::from_millis(1)))
+//!     .run(|_| std::future::pending::<Result<(), _>>());
+//! let err = smol::block_on(run).unwrap_err();
+//! assert_eq!(err.reason().kind(), CancelKind::Timeout);
+//!
+//! // The parts stay public, for use without an operation.
 //! let source = cancelable_smol::sources::timeout(Duration::from_millis(1));
 //! assert_eq!(source.reason.kind(), CancelKind::Timeout);
 //! smol::block_on(source.future); // resolves once the time is up
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cancelable::CancelReason;
+use cancelable::{CancelReason, Source};
 use smol::Timer;
-
-/// A future that cancels an operation when it completes, and the reason it cancels with.
-///
-/// ```
-/// let source = cancelable_smol::sources::timeout(std::time::Duration::from_secs(3));
-/// assert_eq!(source.reason.to_string(), "timeout: deadline of 3s elapsed");
-/// ```
-pub struct Source<F> {
-    /// Completes when the operation should be cancelled.
-    pub future: F,
-    /// The reason to cancel with.
-    pub reason: CancelReason,
-}
-
-impl<F> fmt::Debug for Source<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Source")
-            .field("reason", &self.reason)
-            .finish()
-    }
-}
 
 /// Fires after `duration`, with a `Timeout` reason (`"deadline of 3s elapsed"`).
 ///

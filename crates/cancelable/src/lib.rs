@@ -43,7 +43,7 @@
 //! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
 //!   and `.take_until_cancelled(&token)` for any future or stream.
 //! * [`Operation`]: a tracked unit of work (status, reason, progress, times) whose token is
-//!   cancelled by its parents and by any `cancel_on` future; [`OperationContext::shield`] regions
+//!   cancelled by its parents and by any `cancel_on` [`Source`]; [`OperationContext::shield`] regions
 //!   that finish before a cancelation takes effect; with `std`, [`current()`] for deep code and a
 //!   [`Registry`] to list, watch and cancel operations by id.
 //!
@@ -119,8 +119,8 @@ pub use guard::{DropGuard, DropGuardRef};
 #[cfg(feature = "std")]
 pub use operation::current;
 pub use operation::{
-    Operation, OperationContext, OperationError, OperationId, OperationSnapshot, OperationStatus,
-    Progress, ProgressStream, Run, Shield, TryRun,
+    CancelSource, Operation, OperationContext, OperationError, OperationId, OperationSnapshot,
+    OperationStatus, Progress, ProgressStream, Run, Shield, Source, SourceFuture, TryRun,
 };
 pub use reason::{CancelKind, CancelReason, Cancelled};
 #[cfg(feature = "std")]

@@ -10,7 +10,7 @@ use std::thread;
 
 use cancelable::{
     CancelKind, CancelReason, CancellationToken, Cancelled, Operation, OperationError, OperationId,
-    OperationStatus,
+    OperationStatus, Source,
 };
 use futures_lite::future::{self, block_on, poll_once};
 
@@ -111,8 +111,11 @@ fn first_source_to_fire_wins_and_its_reason_is_recorded() {
     let (fire_b, b) = trigger();
     let mut run = Box::pin(
         Operation::new("sources")
-            .cancel_on(a, CancelReason::timeout())
-            .cancel_on(b, CancelReason::condition().with_message("b first"))
+            .cancel_on(Source::new(a, CancelReason::timeout()))
+            .cancel_on(Source::new(
+                b,
+                CancelReason::condition().with_message("b first"),
+            ))
             .run(|_| future::pending::<Result<(), _>>()),
     );
     assert!(block_on(poll_once(run.as_mut())).is_none());
@@ -132,8 +135,8 @@ fn sources_complete_between_two_polls_count_in_the_order_they_were_added() {
     let (fire_b, b) = trigger();
     let mut run = Box::pin(
         Operation::new("tie")
-            .cancel_on(a, CancelReason::timeout())
-            .cancel_on(b, CancelReason::condition())
+            .cancel_on(Source::new(a, CancelReason::timeout()))
+            .cancel_on(Source::new(b, CancelReason::condition()))
             .run(|_| future::pending::<Result<(), _>>()),
     );
     assert!(block_on(poll_once(run.as_mut())).is_none());
@@ -151,7 +154,7 @@ fn a_parent_cancelled_before_a_source_fires_keeps_the_parents_reason() {
     let (fire, source) = trigger();
     let run = Operation::new("late source")
         .parent(&parent)
-        .cancel_on(source, CancelReason::timeout())
+        .cancel_on(Source::new(source, CancelReason::timeout()))
         .run(|_| future::pending::<Result<(), _>>());
     parent.cancel_with(CancelKind::Shutdown);
     fire.cancel();
@@ -171,7 +174,7 @@ fn sources_are_dropped_as_soon_as_the_operation_ends() {
     };
     let mut run = Box::pin(
         Operation::new("ends")
-            .cancel_on(source, CancelReason::timeout())
+            .cancel_on(Source::new(source, CancelReason::timeout()))
             .run(|_| async move {
                 gate.await;
                 Ok(1)

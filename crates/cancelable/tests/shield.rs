@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cancelable::{CancelKind, CancelReason, CancellationToken, FutureExt, Operation};
+use cancelable::{CancelKind, CancelReason, CancellationToken, FutureExt, Operation, Source};
 use futures_lite::future::{self, block_on, poll_once};
 
 type Steps = Arc<Mutex<Vec<&'static str>>>;
@@ -27,10 +27,10 @@ fn a_shielded_region_outlives_a_timeout_and_the_statement_after_it_never_runs() 
     let started = Instant::now();
     let out: Result<(), _> = block_on(
         Operation::new("flush")
-            .cancel_on(
+            .cancel_on(Source::new(
                 smol::Timer::after(Duration::from_millis(100)),
                 CancelReason::timeout(),
-            )
+            ))
             .run(|cx| async move {
                 log.lock().unwrap().push("start");
                 cx.shield(async {
@@ -57,7 +57,7 @@ fn nested_shields_complete_innermost_first() {
     let (fire, source) = trigger();
     let out: Result<(), _> = block_on(
         Operation::new("nested")
-            .cancel_on(source, CancelReason::timeout())
+            .cancel_on(Source::new(source, CancelReason::timeout()))
             .run(|cx| async move {
                 log.lock().unwrap().push("parent_start");
                 let inner_log = log.clone();

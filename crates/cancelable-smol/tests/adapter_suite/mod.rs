@@ -20,6 +20,9 @@ use futures_lite::future::{self, pending};
 
 use super::{adapter, block_on, spawn_detached};
 
+#[cfg(unix)]
+mod signals;
+
 /// A future that never finishes and reports its drop on a channel.
 struct DropFlag(Option<async_channel::Sender<()>>);
 
@@ -274,6 +277,24 @@ fn condition_source_keeps_checking_after_a_panicking_predicate() {
         assert_eq!(source.reason.kind(), CancelKind::Condition);
         source.future.await;
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    });
+}
+
+#[test]
+fn sources_plug_into_an_operation_in_one_call() {
+    block_on(async {
+        let run = cancelable::Operation::new("slow")
+            .cancel_on(adapter::sources::condition(
+                || false,
+                Duration::from_secs(60),
+            ))
+            .cancel_on(adapter::sources::timeout(Duration::from_millis(10)))
+            .run(|_| pending::<Result<(), _>>());
+        let err = run.await.unwrap_err();
+        assert_eq!(
+            err.reason().to_string(),
+            "timeout: deadline of 10ms elapsed"
+        );
     });
 }
 

@@ -8,7 +8,7 @@
 //! The operation records its status, reason, progress and times.
 //!
 //! ```
-//! use cancelable::{CancelKind, CancelReason, CancellationToken, Operation, OperationStatus};
+//! use cancelable::{CancelKind, CancelReason, CancellationToken, Operation, OperationStatus, Source};
 //! use futures_lite::future;
 //!
 //! let request = CancellationToken::new();
@@ -16,7 +16,7 @@
 //!
 //! let run = Operation::new("import")
 //!     .parent(&request)
-//!     .cancel_on(deadline, CancelReason::timeout().with_message("import took over 30s"))
+//!     .cancel_on(Source::new(deadline, CancelReason::timeout().with_message("import took over 30s")))
 //!     .metadata("file", "rows.csv")
 //!     .run(|cx| async move {
 //!         for row in 0..3 {
@@ -45,13 +45,13 @@
 //! joined future:
 //!
 //! ```
-//! use cancelable::{CancelReason, CancellationToken, Operation};
+//! use cancelable::{CancelReason, CancellationToken, Operation, Source};
 //! use futures_lite::future;
 //!
 //! let (a, b) = (CancellationToken::new(), CancellationToken::new());
 //! let both = future::zip(a.clone().cancelled_owned(), b.clone().cancelled_owned());
 //! let run = Operation::new("until both")
-//!     .cancel_on(both, CancelReason::condition().with_message("a and b"))
+//!     .cancel_on(Source::new(both, CancelReason::condition().with_message("a and b")))
 //!     .run(|_| future::pending::<Result<(), _>>());
 //! a.cancel();
 //! b.cancel();
@@ -66,7 +66,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 
-use crate::reason::{CancelReason, Cancelled};
+use crate::reason::Cancelled;
 use crate::sync::Arc;
 use crate::token::CancellationToken;
 
@@ -76,6 +76,7 @@ mod current;
 mod progress;
 mod run;
 mod shield;
+mod source;
 mod status;
 
 pub use context::OperationContext;
@@ -85,10 +86,11 @@ pub use current::current;
 pub use progress::{Progress, ProgressStream};
 pub use run::{OperationError, Run, TryRun};
 pub use shield::Shield;
+pub use source::{CancelSource, Source, SourceFuture};
 pub use status::{OperationId, OperationSnapshot, OperationStatus};
 
 use context::{ProgressFn, SharedInit, StatusFn};
-use run::Source;
+use run::BoxedSource;
 
 /// A builder for one tracked unit of work; [`run`](Operation::run) or
 /// [`try_run`](Operation::try_run) start it.
@@ -114,7 +116,7 @@ pub struct Operation {
     metadata: BTreeMap<String, String>,
     parents: Vec<CancellationToken>,
     parent_id: Option<OperationId>,
-    sources: Vec<Source>,
+    sources: Vec<BoxedSource>,
     on_progress: Vec<ProgressFn>,
     on_status: Vec<StatusFn>,
     #[cfg(feature = "std")]
@@ -217,33 +219,31 @@ impl Operation {
         self.parent(parent.token())
     }
 
-    /// Cancels the operation with `reason` when `source` completes (its output is ignored).
-    /// Any future works: a timer of any runtime, a signal, a condition, a joined future for
-    /// "all of". Sources are polled with the operation and dropped as soon as it ends or is
-    /// cancelled. The first source seen complete wins and its reason is recorded; sources that
-    /// complete between the same two polls of the operation count in the order they were added.
+    /// Cancels the operation when `source` fires: a [`Source`] (any future and the reason it
+    /// cancels with when it completes), or any future whose output is the [`CancelReason`] to
+    /// cancel with. Timers of any runtime, signals, conditions, a joined future for "all of":
+    /// the runtime adapters' `sources::*` plug in as they are. Sources are polled with the
+    /// operation and dropped as soon as it ends or is cancelled. The first source seen complete
+    /// wins and its reason is recorded; sources that complete between the same two polls of the
+    /// operation count in the order they were added.
     ///
     /// ```
-    /// use cancelable::{CancelKind, CancelReason, Operation};
+    /// use cancelable::{CancelKind, CancelReason, Operation, Source};
     /// use futures_lite::future;
     ///
     /// let run = Operation::new("quick")
-    ///     .cancel_on(future::pending::<()>(), CancelReason::timeout())
-    ///     .cancel_on(async {}, CancelReason::condition().with_message("ready at once"))
+    ///     .cancel_on(Source::new(future::pending::<()>(), CancelReason::timeout()))
+    ///     .cancel_on(async { CancelReason::condition().with_message("ready at once") })
     ///     .run(|_| future::pending::<Result<(), _>>());
     /// let err = future::block_on(run).unwrap_err();
     /// assert_eq!(err.reason().kind(), CancelKind::Condition);
     /// ```
-    pub fn cancel_on<F>(mut self, source: F, reason: impl Into<CancelReason>) -> Self
+    pub fn cancel_on<S>(mut self, source: S) -> Self
     where
-        F: Future + Send + 'static,
+        S: CancelSource,
+        S::Future: Send + 'static,
     {
-        self.sources.push(Source {
-            future: Box::pin(async move {
-                source.await;
-            }),
-            reason: reason.into(),
-        });
+        self.sources.push(Box::pin(source.into_cancel_future()));
         self
     }
 
@@ -364,7 +364,7 @@ impl Operation {
         TryRun::new(cx, body, sources)
     }
 
-    fn start(self) -> (OperationContext, Vec<Source>) {
+    fn start(self) -> (OperationContext, Vec<BoxedSource>) {
         #[cfg_attr(not(feature = "std"), allow(unused_variables))]
         let (generated, seq) = status::generate();
         let id = self.id.unwrap_or(generated);

@@ -17,11 +17,8 @@ use crate::wait::WaitForCancellationFutureOwned;
 use super::context::OperationContext;
 use super::status::OperationStatus;
 
-/// A `cancel_on` source: any future, and the reason it cancels with when it completes.
-pub(crate) struct Source {
-    pub(crate) future: Pin<Box<dyn Future<Output = ()> + Send>>,
-    pub(crate) reason: CancelReason,
-}
+/// A `cancel_on` source as the operation keeps it: a future yielding the reason to cancel with.
+pub(crate) type BoxedSource = Pin<Box<dyn Future<Output = CancelReason> + Send>>;
 
 /// How the driver ended: the body's output, or the operation's cancelation.
 enum Ended<O> {
@@ -36,7 +33,7 @@ pin_project! {
         cx: OperationContext,
         #[pin]
         body: Option<Fut>,
-        sources: Vec<Source>,
+        sources: Vec<BoxedSource>,
         #[pin]
         waiter: WaitForCancellationFutureOwned,
         started: bool,
@@ -57,7 +54,7 @@ pin_project! {
 }
 
 impl<Fut: Future> Driver<Fut> {
-    fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+    fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
         Self {
             waiter: cx.token.clone().cancelled_owned(),
             cx,
@@ -82,10 +79,10 @@ impl<Fut: Future> Driver<Fut> {
             this.sources.clear();
         } else {
             this.sources
-                .retain_mut(|source| match source.future.as_mut().poll(cx) {
+                .retain_mut(|source| match source.as_mut().poll(cx) {
                     Poll::Pending => true,
-                    Poll::Ready(()) => {
-                        shared.token.cancel_with(source.reason.clone());
+                    Poll::Ready(reason) => {
+                        shared.token.cancel_with(reason);
                         false
                     }
                 });
@@ -181,7 +178,7 @@ pin_project! {
 }
 
 impl<Fut: Future> Run<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -242,7 +239,7 @@ pin_project! {
 }
 
 impl<Fut: Future> TryRun<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<BoxedSource>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
