@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use cancelable::{CancelKind, CancelReason, Operation, OperationStatus};
+use cancelable::{CancelKind, CancelReason, Operation, OperationStatus, Source};
 use cancelable_firmware::checks::Checks;
 use cancelable_firmware::{check, println};
 use critical_section::Mutex;
@@ -24,7 +24,7 @@ static REPORTS: Mutex<RefCell<u64>> = Mutex::new(RefCell::new(0));
 pub async fn run(checks: &mut Checks) {
     let timeout = CancelReason::timeout().with_message("calibration took over 45 ms");
     let run = Operation::new(NAME)
-        .cancel_on(Timer::after(TIMEOUT), timeout.clone())
+        .cancel_on(Source::new(Timer::after(TIMEOUT), timeout.clone()))
         .on_status(|snapshot| {
             let (id, status) = (&snapshot.id, snapshot.status);
             match &snapshot.reason {

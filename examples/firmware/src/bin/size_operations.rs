@@ -3,7 +3,7 @@
 #![no_std]
 #![no_main]
 
-use cancelable::{CancelReason, CancellationToken, Operation, OperationStatus};
+use cancelable::{CancelReason, CancellationToken, Operation, OperationStatus, Source};
 use cancelable_firmware::{block_on, exit, heap};
 
 #[cortex_m_rt::entry]
@@ -15,7 +15,10 @@ fn main() -> ! {
     block_on(child.cancelled());
     let deadline = CancellationToken::new();
     let run = Operation::new("measure")
-        .cancel_on(deadline.clone().cancelled_owned(), CancelReason::timeout())
+        .cancel_on(Source::new(
+            deadline.clone().cancelled_owned(),
+            CancelReason::timeout(),
+        ))
         .run(|cx| async move {
             cx.report_progress(1, Some(2), "steps");
             deadline.cancel();
