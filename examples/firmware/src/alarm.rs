@@ -34,15 +34,20 @@ pub struct Fired {
 static ARMED: Mutex<RefCell<Option<Armed>>> = Mutex::new(RefCell::new(None));
 static FIRED: Mutex<Cell<Option<Fired>>> = Mutex::new(Cell::new(None));
 
-/// Arms the alarm: at tick `at` the SysTick handler cancels `token` with `reason`.
+/// Arms the alarm: at tick `at` the SysTick handler cancels `token` with `reason`. Forgets what
+/// the last alarm did.
 pub fn cancel_at(at: Instant, token: CancellationToken, reason: CancelReason) {
-    critical_section::with(|cs| {
-        ARMED.borrow_ref_mut(cs).replace(Armed {
-            at: at.as_ticks(),
-            token,
-            reason,
-        })
+    let armed = Armed {
+        at: at.as_ticks(),
+        token,
+        reason,
+    };
+    let previous = critical_section::with(|cs| {
+        FIRED.borrow(cs).set(None);
+        ARMED.borrow_ref_mut(cs).replace(armed)
     });
+    // An alarm that never fired drops its token here, outside the critical section.
+    drop(previous);
 }
 
 /// What happened when the alarm fired, once it has.

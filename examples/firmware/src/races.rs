@@ -136,20 +136,17 @@ fn round(number: u32, tally: &mut Tally) {
     if !alarm::fired().is_some_and(|f| f.in_systick) {
         tally.not_in_systick += 1;
     }
-    for entry in ring.into_iter().flatten() {
-        let mut entry = entry;
+    for mut entry in ring.into_iter().flatten() {
         let ready = entry
             .future
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
             .is_ready();
-        if !ready
-            || entry
-                .child
-                .reason()
-                .and_then(|r| r.message().map(|m| m == message))
-                != Some(true)
-        {
+        let reason_ok = entry
+            .child
+            .reason()
+            .is_some_and(|r| r.message() == Some(message));
+        if !ready || !reason_ok {
             tally.bad_children += 1;
         }
         if let Some(flag) = &entry.woken {
