@@ -18,10 +18,9 @@
 # after FIRMWARE_RUN_TIMEOUT seconds (default 120) and counts as a failed check.
 # FIRMWARE_VARIANT=broken runs the broken variant with the normal expectation (so it exits 1).
 #
-# Setup adds the rustup targets and, when qemu-system-arm or arm-none-eabi-size is missing,
-# installs Debian's qemu-system-arm and binutils-arm-none-eabi with apt-get (as root, or through
-# sudo). Where they cannot be had it prints `SKIPPED: <reason>` and exits with
-# $FIRMWARE_SKIP_EXIT (default 77), never 0.
+# Setup adds the rustup targets and installs, when missing, Debian's qemu-system-arm (to run) and
+# binutils-arm-none-eabi (for --size) with apt-get, as root or through sudo. Where they cannot be
+# had it prints `SKIPPED: <reason>` and exits with $FIRMWARE_SKIP_EXIT (default 77), never 0.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,8 +67,9 @@ as_root() {
     fi
 }
 
+# setup TOOLS...: the rustup targets, and the named tools (qemu, size), installed when missing.
 setup() {
-    local target installed
+    local target installed want packages=()
     installed="$(rustup target list --installed 2>/dev/null || true)"
     for target in $TARGETS; do
         if ! grep -qx "$target" <<<"$installed"; then
@@ -77,32 +77,48 @@ setup() {
             timeout 300 rustup target add "$target"
         fi
     done
-    if ! command -v qemu-system-arm >/dev/null 2>&1 || ! command -v arm-none-eabi-size >/dev/null 2>&1; then
+    for want in "$@"; do
+        case "$want" in
+            qemu) command -v qemu-system-arm >/dev/null 2>&1 || packages+=(qemu-system-arm) ;;
+            size) command -v arm-none-eabi-size >/dev/null 2>&1 || packages+=(binutils-arm-none-eabi) ;;
+        esac
+    done
+    if [[ ${#packages[@]} -gt 0 ]]; then
         command -v apt-get >/dev/null 2>&1 ||
-            skipped "qemu-system-arm or arm-none-eabi-size is missing and there is no apt-get to install them"
+            skipped "${packages[*]} not installed, and there is no apt-get to install it"
         as_root true ||
-            skipped "qemu-system-arm or arm-none-eabi-size is missing and installing them needs root or password-less sudo"
+            skipped "${packages[*]} not installed, and installing it needs root or password-less sudo"
         local apt_log
         apt_log="$(mktemp "${TMPDIR:-/tmp}/firmware-apt.XXXXXX")"
-        echo "installing Debian's qemu-system-arm and binutils-arm-none-eabi (apt-get; log in $apt_log)"
+        echo "installing Debian's ${packages[*]} (apt-get; log in $apt_log)"
         if ! as_root timeout 600 apt-get update >"$apt_log" 2>&1; then
             tail -n 15 "$apt_log"
-            skipped "apt-get update failed, so qemu-system-arm cannot be installed"
+            skipped "apt-get update failed, so ${packages[*]} cannot be installed"
         fi
-        if ! as_root env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y \
-            --no-install-recommends qemu-system-arm binutils-arm-none-eabi >>"$apt_log" 2>&1; then
+        if ! as_root env DEBIAN_FRONTEND=noninteractive timeout 900 \
+            apt-get install -y --no-install-recommends "${packages[@]}" >>"$apt_log" 2>&1; then
             tail -n 15 "$apt_log"
-            skipped "apt-get install qemu-system-arm binutils-arm-none-eabi failed"
+            skipped "apt-get install ${packages[*]} failed"
         fi
     fi
-    local machines
-    machines="$(qemu-system-arm -machine help 2>&1)" || skipped "qemu-system-arm does not start: $machines"
-    for target in $TARGETS; do
-        local machine
-        machine="$(qemu_command "$target" | sed 's/.*-machine \([^ ]*\).*/\1/')"
-        grep -q "^$machine " <<<"$machines" || skipped "this qemu-system-arm has no '$machine' machine"
+    for want in "$@"; do
+        case "$want" in
+            qemu)
+                local machines machine
+                machines="$(qemu-system-arm -machine help 2>&1)" ||
+                    skipped "qemu-system-arm does not start: $machines"
+                for target in $TARGETS; do
+                    machine="$(qemu_command "$target" | sed 's/.*-machine \([^ ]*\).*/\1/')"
+                    grep -q "^$machine " <<<"$machines" ||
+                        skipped "this qemu-system-arm has no '$machine' machine"
+                done
+                qemu-system-arm --version | head -n 1
+                ;;
+            size)
+                arm-none-eabi-size --version | head -n 1
+                ;;
+        esac
     done
-    echo "$(qemu-system-arm --version | head -n 1); $(arm-none-eabi-size --version | head -n 1)"
 }
 
 # build TARGET [CARGO ARGS...]: a release build of the firmware crate for TARGET.
@@ -242,16 +258,16 @@ size_check() {
 }
 
 case "${1:-}" in
-    "") setup; scenario ;;
-    --broken) setup; broken ;;
+    "") setup qemu; scenario ;;
+    --broken) setup qemu; broken ;;
     --size)
-        setup
+        setup size
         case "${2:-}" in
             "") size_check false ;;
             --update) size_check true ;;
             *) echo "usage: $0 --size [--update]" >&2; exit 2 ;;
         esac
         ;;
-    --setup) setup ;;
+    --setup) setup qemu size ;;
     *) echo "usage: $0 [--broken | --size [--update] | --setup]" >&2; exit 2 ;;
 esac
