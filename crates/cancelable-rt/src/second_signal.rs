@@ -13,7 +13,7 @@ use signal_hook::flag;
 use signal_hook::low_level::unregister;
 
 /// What a SIGINT or SIGTERM of the set does once the token of
-/// [`cancel_on_signals_with`](crate::cancel_on_signals_with) is cancelled.
+/// `cancel_on_signals_with` is cancelled.
 ///
 /// ```
 /// use cancelable::CancellationToken;
@@ -31,7 +31,7 @@ use signal_hook::low_level::unregister;
 #[non_exhaustive]
 pub enum SecondSignal {
     /// End the process at once with exit code 128 + the signal's number: 130 for SIGINT, 143
-    /// for SIGTERM. What [`cancel_on_signals`](crate::cancel_on_signals) does.
+    /// for SIGTERM. What `cancel_on_signals` does.
     #[default]
     Exit,
     /// Leave the process running: once the token is cancelled, the signals are no longer
