@@ -258,7 +258,7 @@ impl Jobs {
     /// ```
     pub fn start<F, Fut>(&self, name: &str, total: Option<u64>, body: F) -> Result<String, JobError>
     where
-        F: FnOnce(OperationContext) -> Fut,
+        F: FnOnce(OperationContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), Cancelled>> + Send + 'static,
     {
         let inner = &self.inner;

@@ -45,7 +45,8 @@
 //! * [`Operation`]: a tracked unit of work (status, reason, progress, times) whose token is
 //!   cancelled by its parents and by any `cancel_on` [`Source`]; [`OperationContext::shield`] regions
 //!   that finish before a cancelation takes effect; with `std`, [`current()`] for deep code and a
-//!   [`Registry`] to list, watch and cancel operations by id.
+//!   [`Registry`] to list, watch and cancel operations by id. [`LocalOperation`] is the same for
+//!   single-threaded executors and firmware: its sources, body and callbacks need not be `Send`.
 //!
 //! # Which tool when
 //!
@@ -138,16 +139,17 @@ pub use guard::{DropGuard, DropGuardRef};
 #[cfg(feature = "std")]
 pub use operation::current;
 pub use operation::{
-    CancelSource, Operation, OperationContext, OperationError, OperationId, OperationSnapshot,
-    OperationStatus, Progress, ProgressStream, Run, Shield, Source, SourceFuture, TryRun,
+    CancelSource, Flavor, Local, LocalOperation, LocalOperationContext, Operation,
+    OperationBuilder, OperationContext, OperationError, OperationId, OperationSnapshot,
+    OperationStatus, Progress, ProgressStream, Run, Sendable, Shield, Source, SourceFuture, TryRun,
 };
 pub use reason::{CancelKind, CancelReason, Cancelled};
 #[cfg(feature = "std")]
 pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
-pub use weak::{Released, WeakCancellationToken};
 pub use wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
 };
+pub use weak::{Released, WeakCancellationToken};

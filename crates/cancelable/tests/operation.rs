@@ -417,3 +417,66 @@ fn many_operations_on_a_shared_parent_leave_nothing_behind() {
     }
     assert_eq!(bodies.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn an_operation_cancelled_before_its_first_poll_never_calls_its_body() {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let run = Operation::new("never started").run(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    assert!(
+        !called.load(Ordering::SeqCst),
+        "run() does not call the body"
+    );
+    run.context().token().cancel();
+    assert!(block_on(run).is_err());
+    assert!(!called.load(Ordering::SeqCst));
+}
+
+#[test]
+fn cx_cancel_cancels_the_operation_with_the_reason() {
+    let run = Operation::new("search").run(|cx| async move {
+        assert!(cx.cancel(CancelReason::condition().with_message("found it")));
+        assert!(!cx.cancel(CancelKind::Manual), "the first reason stays");
+        future::yield_now().await;
+        Ok(())
+    });
+    let cx = run.context().clone();
+    let err = block_on(run).unwrap_err();
+    assert_eq!(err.reason().message(), Some("found it"));
+    let snap = cx.snapshot();
+    assert_eq!(snap.status, OperationStatus::Cancelled);
+    assert_eq!(snap.reason.unwrap().kind(), CancelKind::Condition);
+}
+
+#[test]
+fn cx_cancel_inside_a_shield_cancels_the_shield_only() {
+    let out = block_on(Operation::new("shielded").run(|cx| async move {
+        let inner = cx
+            .shield_with(|scx| async move {
+                scx.cancel(CancelKind::Timeout);
+                scx.check()
+            })
+            .await;
+        assert_eq!(inner.unwrap_err().reason().kind(), CancelKind::Timeout);
+        cx.check()?;
+        Ok("the operation goes on")
+    }));
+    assert_eq!(out, Ok("the operation goes on"));
+}
+
+#[test]
+fn snapshots_can_be_built_for_tests_and_mocks() {
+    let mut snap = cancelable::OperationSnapshot::new("job-1", "import", OperationStatus::Running);
+    assert_eq!((snap.id.as_str(), snap.name.as_str()), ("job-1", "import"));
+    assert_eq!((snap.reason.clone(), snap.progress.clone()), (None, None));
+    assert!(snap.metadata.is_empty() && snap.started_at.is_none());
+    snap.metadata.insert("file".into(), "rows.csv".into());
+    snap.parent_id = Some("batch-9".into());
+    let filter = cancelable::OperationFilter::new()
+        .parent("batch-9")
+        .status(OperationStatus::Running);
+    assert!(filter.matches(&snap));
+}
