@@ -1,9 +1,10 @@
-//! The size check's operation case: the token case plus an `Operation` with a `cancel_on`
-//! source and a progress report.
+//! The size check's operation case: the token case plus a `LocalOperation` (the form firmware
+//! uses; `Operation` costs the same within a few bytes) with a `cancel_on` source and a
+//! progress report.
 #![no_std]
 #![no_main]
 
-use cancelable::{CancelReason, CancellationToken, Operation, OperationStatus, Source};
+use cancelable::{CancelReason, CancellationToken, LocalOperation, OperationStatus, Source};
 use cancelable_firmware::{block_on, exit, heap};
 
 #[cortex_m_rt::entry]
@@ -14,7 +15,7 @@ fn main() -> ! {
     app.cancel();
     block_on(child.cancelled());
     let deadline = CancellationToken::new();
-    let run = Operation::new("measure")
+    let run = LocalOperation::new("measure")
         .cancel_on(Source::new(
             deadline.clone().cancelled_owned(),
             CancelReason::timeout(),
