@@ -68,6 +68,7 @@
 
 pub mod io;
 mod jobs;
+pub mod policy;
 pub mod request;
 mod response;
 mod router;
@@ -76,6 +77,7 @@ mod stream;
 
 pub use async_tungstenite::tungstenite::Message;
 pub use jobs::{CancelOutcome, JobError, JobInfo, Jobs};
+pub use policy::{AllowedHosts, Guard};
 pub use request::{
     RequestContext, RequestFuture, RequestService, query_param, read_body, read_json, request_token,
 };

@@ -14,6 +14,7 @@ use hyper::header::{ALLOW, HeaderValue};
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::policy;
 use crate::request::RequestContext;
 use crate::response::{Body, HttpError};
 
@@ -285,6 +286,10 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         &self,
         mut req: Request<Incoming>,
     ) -> BoxFuture<Result<Response<Body>, Infallible>> {
+        let cx = RequestContext::of(&req).cloned();
+        if let Some(Err(refused)) = cx.as_ref().map(|cx| policy::check(&req, cx.state())) {
+            return ready(refused.into_response());
+        }
         let (slot, params) = match self.matcher.at(req.uri().path()) {
             Ok(found) => {
                 let params: Vec<(String, String)> = found
@@ -306,7 +311,6 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         if !params.is_empty() {
             req.extensions_mut().insert(PathParams(params));
         }
-        let cx = RequestContext::of(&req).cloned();
         if let (Some(limit), Some(cx)) = (route.timeout, &cx) {
             cx.timeout(limit);
         }
