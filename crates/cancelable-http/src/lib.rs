@@ -50,7 +50,7 @@
 //!
 //! | item | what it does |
 //! |---|---|
-//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; max connections, header read timeout, max body size; graceful shutdown ([`server`] module docs) |
+//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; max connections, header read timeout, max body size, max streams, WebSocket limits, the executor; graceful shutdown ([`server`] module docs) |
 //! | [`Server::layer`] → [`RequestService`] | the request token for **any** hyper service, on any executor ([`request`] module docs) |
 //! | [`RequestContext`], [`request_token`] | a handler's way to its token; [`RequestContext::timeout`] |
 //! | [`Router`], [`Route`] | path + method routing (`404`/`405` as JSON), per-route timeouts, tracked routes |
@@ -58,6 +58,7 @@
 //! | [`json`], [`html`], [`HttpError`] | output; a [`Cancelled`](cancelable::Cancelled) becomes `504`/`503` |
 //! | [`Jobs`] | background jobs: random ids, list/get/cancel, history, concurrency limit (`429`) |
 //! | [`sse`], [`websocket`] | streams that stop when the peer leaves |
+//! | [`policy`], [`AllowedHosts`], [`Server::guard`] | for servers browsers reach: the `Host` allow-list against DNS rebinding, cross-origin and JSON-only rules against CSRF ([`policy`] module docs) |
 //! | [`Server::stats`], [`Server::operations`] | counters and the live/finished operations for a dashboard |
 //! | [`io`] | the hyper ↔ futures-io glue and a hyper timer on async-io |
 //!

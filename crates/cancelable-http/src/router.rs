@@ -140,8 +140,11 @@ struct Methods<S> {
 
 /// Routes requests to handlers by path and method; a hyper `Service`. Unknown paths get
 /// `404 {"error":"not found"}`, known paths with another method `405 {"error":"method not
-/// allowed"}` with an `Allow` header. `S` is state handed to every handler (cloned per
-/// request): put your `Jobs`, `Server` handles and such in it.
+/// allowed"}` with an `Allow` header. Before routing, each request is checked against the
+/// server's request rules (see [`policy`](crate::policy): `400` for a missing, repeated or
+/// unknown `Host`, `403` cross-origin, `415` a `POST` body that is not JSON, as configured).
+/// `S` is state handed to every handler (cloned per request): put your `Jobs`, `Server`
+/// handles and such in it.
 ///
 /// ```
 /// use cancelable_http::{HandlerResult, Router, json};
