@@ -57,7 +57,7 @@
 //! | [`read_body`], [`read_json`], [`query_param`], [`path_param`] | input, with `400`/`413` errors |
 //! | [`json`], [`html`], [`HttpError`] | output; a [`Cancelled`](cancelable::Cancelled) becomes `504`/`503` |
 //! | [`Jobs`] | background jobs: random ids, list/get/cancel, history, concurrency limit (`429`) |
-//! | [`sse`], [`websocket`] | streams that stop when the peer leaves |
+//! | [`sse`], [`websocket`] | streams that stop when the peer leaves, at most `max_streams` at once (`429`); WebSocket frame, message and idle limits (close `1009`, `1002`, `1007`, `1001`) |
 //! | [`policy`], [`AllowedHosts`], [`Server::guard`] | for servers browsers reach: the `Host` allow-list against DNS rebinding, cross-origin and JSON-only rules against CSRF ([`policy`] module docs) |
 //! | [`Server::stats`], [`Server::operations`] | counters and the live/finished operations for a dashboard |
 //! | [`io`] | the hyper ↔ futures-io glue and a hyper timer on async-io |
@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod frame_limit;
 pub mod io;
 mod jobs;
 pub mod policy;

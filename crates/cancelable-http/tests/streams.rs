@@ -312,7 +312,9 @@ fn streams_past_max_streams_get_429_at_once() {
 
 #[test]
 fn the_default_stream_cap_is_256() {
-    let (t, _reasons) = start(ServerConfig::default());
+    let (t, reasons) = start(ServerConfig::default());
+    // Each producer reports its cancelation into a bounded channel: keep it drained.
+    let reported = std::thread::spawn(move || reasons.iter().take(256).count());
     let open: Vec<TcpStream> = (0..256)
         .map(|_| {
             let (status, stream) = sse_status(&t);
@@ -326,4 +328,5 @@ fn the_default_stream_cap_is_256() {
     assert!(started.elapsed() < LONG / 10, "the refusal came at once");
     drop(open);
     t.until("no active stream", |s| s.stats().active_streams == 0);
+    assert_eq!(reported.join().unwrap(), 256);
 }

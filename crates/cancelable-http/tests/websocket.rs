@@ -156,6 +156,7 @@ fn frame_header_over_the_limit_closes_with_1009_before_the_payload() {
     // The header alone: the server must not wait for 2,048 bytes that never come.
     ws.write(&header(FIN | BINARY, 2048, true));
     assert_eq!(ws.close_code(), 1009);
+    drop(ws);
     assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
 }
 
@@ -165,12 +166,14 @@ fn default_limits_are_at_most_1_mib() {
     let mut ws = RawWs::open(&t);
     ws.write(&header(FIN | BINARY, 1024 * 1024 + 1, true));
     assert_eq!(ws.close_code(), 1009, "a frame over 1 MiB");
+    drop(ws);
     assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
 
     let mut ws = RawWs::open(&t);
     ws.write(&frame(BINARY, &vec![7; 600 * 1024], true));
     ws.write(&header(FIN | CONTINUATION, 600 * 1024, true));
     assert_eq!(ws.close_code(), 1009, "a message over 1 MiB");
+    drop(ws);
     assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
 }
 
@@ -195,6 +198,7 @@ fn message_over_the_limit_closes_with_1009_at_the_header_that_crosses_it() {
     ws.write(&frame(BINARY, &[1; 3000], true));
     ws.write(&header(FIN | CONTINUATION, 3000, true));
     assert_eq!(ws.close_code(), 1009);
+    drop(ws);
     assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
 }
 
@@ -226,6 +230,7 @@ fn protocol_errors_close_with_1002() {
         let mut ws = RawWs::open(&t);
         ws.write(&bytes);
         assert_eq!(ws.close_code(), 1002, "{what}");
+        drop(ws);
         assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
     }
 }
@@ -245,6 +250,7 @@ fn invalid_utf8_text_closes_with_1007() {
         let mut ws = RawWs::open(&t);
         ws.write(&bytes);
         assert_eq!(ws.close_code(), 1007, "{what}");
+        drop(ws);
         assert_stream_ended(&t, &reasons, CancelKind::Disconnected);
     }
 }
@@ -258,6 +264,7 @@ fn silent_peer_is_pinged_then_closed_with_1001_and_cancelled_with_timeout() {
     let (first, _) = ws.read_frame().unwrap();
     assert_eq!(first & 0x0f, PING, "a ping after half the idle time");
     assert_eq!(ws.close_code(), 1001);
+    drop(ws);
     let after = opened.elapsed();
     assert!(after >= idle, "closed after {after:?}, before {idle:?}");
     assert!(after < idle * 10, "closed only after {after:?}");
