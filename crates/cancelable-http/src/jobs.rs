@@ -44,7 +44,7 @@ mod parking_lot_free {
 const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// A job as `GET /jobs` lists it: `{"id", "name", "status", "progress": {"done", "total"},
-/// "reason"}` with SPEC §5's status and reason strings.
+/// "reason"}`, with the status and reason strings of [`Server::operations`](crate::Server::operations).
 ///
 /// ```
 /// # use cancelable_http::{Jobs, Server};
@@ -150,7 +150,7 @@ pub enum CancelOutcome {
 }
 
 impl CancelOutcome {
-    /// `Ok(())` for `Cancelled`, else the HTTP error of SPEC §5 (`409`, `404`).
+    /// `Ok(())` for `Cancelled`, else the HTTP error to answer (`409`, `404`).
     ///
     /// ```
     /// assert!(cancelable_http::CancelOutcome::Cancelled.into_result().is_ok());

@@ -336,7 +336,7 @@ impl State {
     }
 }
 
-/// The counters of `GET /stats` (SPEC §5), serialised with exactly these field names.
+/// The counters of `GET /stats`, serialised with exactly these field names (clients read them).
 ///
 /// ```
 /// use cancelable_http::{Server, ServerConfig};
