@@ -304,7 +304,7 @@ impl Jobs {
             drop(slot); // frees the concurrency slot before `done` is observed
             done.cancel();
         });
-        smol::spawn(task).detach();
+        state.spawn(task);
         Ok(id)
     }
 
