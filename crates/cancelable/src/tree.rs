@@ -302,6 +302,7 @@ impl Node {
     ///
     /// Past `MAX_REFS` the process aborts, as `Arc` does: a panic here would unwind through
     /// callers that have half-linked an entry (a child, a waiter) and count on this reference.
+    #[inline]
     fn acquire(&self) {
         let old = self.refs.fetch_add(1, Ordering::Relaxed);
         if old > MAX_REFS {
