@@ -82,6 +82,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::marker::PhantomPinned;
+use core::mem::MaybeUninit;
 use core::mem::offset_of;
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
@@ -749,23 +750,23 @@ unsafe fn abandon(node: NonNull<Node>) {
     // SAFETY: nothing frees the node before this thread lets it die or linger.
     let this = unsafe { node.as_ref() };
     let mut taken = Chain::new();
-    let mut wakers = [const { None }; WAKE_BATCH];
+    let mut wakers = WakeBatch::new();
     let mut panic = None;
     let lingers = loop {
-        let (filled, more, lingers) = {
+        let (more, lingers) = {
             let _guard = this.lock.lock();
             // SAFETY: the lock is held; a dead node's signals are weak waiters only
             // (invariant 4). The tag is written under the lock that the node's children take
             // to leave its list, so exactly one side sees the other: the last child to leave
             // a tagged node takes it out of the tree, or this thread does.
             unsafe {
-                let (filled, more) = take_signals(this, &mut taken, &mut wakers);
+                let more = take_signals(this, &mut taken, &mut wakers);
                 let lingers = !more && !this.head.get().is_null();
                 if lingers {
                     this.parent
                         .set(this.parent.get().map_addr(|addr| addr | LINGERING));
                 }
-                (filled, more, lingers)
+                (more, lingers)
             }
         };
         // From here a lingering node may be freed by its last child: it is not touched again.
@@ -773,7 +774,7 @@ unsafe fn abandon(node: NonNull<Node>) {
             taken.is_empty(),
             "a callback entry holds a strong reference"
         );
-        wake(&mut wakers[..filled], &mut panic);
+        wakers.wake_all(&mut panic);
         if !more {
             break lingers;
         }
@@ -1050,12 +1051,12 @@ impl<'a> Walk<'a> {
             }
         }
         let mut taken = Chain::new();
-        let mut wakers = [const { None }; WAKE_BATCH];
+        let mut wakers = WakeBatch::new();
         loop {
             // SAFETY: as above; the lock is held again on every round.
-            let (filled, more) = unsafe { take_signals(node, &mut taken, &mut wakers) };
+            let more = unsafe { take_signals(node, &mut taken, &mut wakers) };
             drop(guard);
-            wake(&mut wakers[..filled], &mut self.panic);
+            wakers.wake_all(&mut self.panic);
             if !more {
                 break;
             }
@@ -1153,8 +1154,7 @@ fn run_callbacks(chain: &mut Chain, reason: &CancelReason, panic: &mut Option<Pa
 const WAKE_BATCH: usize = 32;
 
 /// Takes the signals of a cancelled node from the front of its list: every callback into
-/// `taken`, waiters' wakers into `wakers` until it is full. Returns how many wakers it took and
-/// whether signals are left.
+/// `taken`, waiters' wakers into `wakers` until it is full. Returns whether signals are left.
 ///
 /// The taken entries are cut off the list in one piece (the head and one `prev` are written once
 /// per batch); their own links are left as they are, since `claim`/`linked` tell their owners
@@ -1162,11 +1162,9 @@ const WAKE_BATCH: usize = 32;
 ///
 /// # Safety
 /// The caller holds `node`'s lock; `wakers` is empty.
-unsafe fn take_signals(
-    node: &Node,
-    taken: &mut Chain,
-    wakers: &mut [Option<Waker>; WAKE_BATCH],
-) -> (usize, bool) {
+unsafe fn take_signals(node: &Node, taken: &mut Chain, wakers: &mut WakeBatch) -> bool {
+    debug_assert_eq!(wakers.filled, 0);
+    // Counted in a register, and bounded by `>=` so that the slot index needs no other check.
     let mut filled = 0;
     // SAFETY: the lock is held (caller), so the list and the guarded fields of its entries are
     // ours; every entry is valid (invariant 5).
@@ -1183,15 +1181,18 @@ unsafe fn take_signals(
                 (*header).claim.store(TAKEN, Ordering::Relaxed);
                 taken.push_front(NonNull::new_unchecked(header));
             } else {
-                if filled == WAKE_BATCH {
+                if filled >= WAKE_BATCH {
                     break true;
                 }
                 // Only the header's guarded fields are touched: the owner may hold `&mut` to the
-                // rest, and the header is the same for both kinds of waiter.
+                // rest, and the header is the same for both kinds of waiter. A linked waiter
+                // always has a waker.
                 let entry = cur.link().cast::<WaitHeader>();
                 (*entry).linked.set(false);
-                wakers[filled] = (*entry).waker.replace(None);
-                filled += 1;
+                if let Some(waker) = (*entry).waker.replace(None) {
+                    wakers.wakers[filled].write(waker);
+                    filled += 1;
+                }
             }
             cur = next;
         };
@@ -1199,47 +1200,65 @@ unsafe fn take_signals(
         if !cur.is_null() {
             (*cur.link()).prev.set(LinkPtr::NULL);
         }
-        (filled, more)
+        wakers.filled = filled;
+        more
     }
 }
 
-/// Wakes and empties `wakers`; remembers the first panic of a waker and wakes the rest anyway.
-#[cfg(feature = "std")]
-fn wake(wakers: &mut [Option<Waker>], panic: &mut Option<Payload>) {
-    let mut next = 0;
-    while next < wakers.len() {
-        if let Some(payload) = crate::sync::catch(|| {
-            while let Some(slot) = wakers.get_mut(next) {
-                next += 1;
-                if let Some(waker) = slot.take() {
-                    waker.wake();
-                }
-            }
-        }) {
-            keep_first(panic, payload);
-        }
-    }
+/// Wakers taken out of a node's list under its lock, to be woken once it is released
+/// (invariant 8): up to [`WAKE_BATCH`] of them, kept on the stack so that waking any number of
+/// waiters allocates nothing.
+struct WakeBatch {
+    wakers: [MaybeUninit<Waker>; WAKE_BATCH],
+    /// `wakers[woken..filled]` are initialised and not woken yet.
+    woken: usize,
+    filled: usize,
 }
 
-/// Wakes and empties `wakers`. Without `std` a panicking waker unwinds out of the walk, but the
-/// rest of its batch, already out of the list, is still woken on the way: those tasks would
-/// otherwise never learn of the cancelation. (Another panic among them aborts, as any panic
-/// during unwinding does.)
-#[cfg(not(feature = "std"))]
-fn wake(wakers: &mut [Option<Waker>], _panic: &mut Option<Payload>) {
-    struct Rest<'a>(core::slice::IterMut<'a, Option<Waker>>);
-    impl Drop for Rest<'_> {
-        fn drop(&mut self) {
-            for waker in self.0.by_ref().filter_map(Option::take) {
-                waker.wake();
-            }
+impl WakeBatch {
+    fn new() -> Self {
+        WakeBatch {
+            wakers: [const { MaybeUninit::uninit() }; WAKE_BATCH],
+            woken: 0,
+            filled: 0,
         }
     }
-    let mut rest = Rest(wakers.iter_mut());
-    for slot in rest.0.by_ref() {
-        if let Some(waker) = slot.take() {
+
+    /// Wakes every waker of the batch and empties it. With `std` a panicking waker is
+    /// remembered in `panic` (the first one) and the rest are woken anyway. Without `std` the
+    /// panic unwinds at once, and dropping the batch on the way wakes the rest: those tasks,
+    /// already out of the list, would otherwise never learn of the cancelation (another panic
+    /// among them aborts, as any panic during unwinding does).
+    fn wake_all(&mut self, panic: &mut Option<Payload>) {
+        #[cfg(feature = "std")]
+        while self.woken < self.filled {
+            if let Some(payload) = crate::sync::catch(|| self.wake_rest()) {
+                keep_first(panic, payload);
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = panic;
+            self.wake_rest();
+        }
+        self.woken = 0;
+        self.filled = 0;
+    }
+
+    fn wake_rest(&mut self) {
+        while self.woken < self.filled {
+            // SAFETY: `wakers[woken..filled]` are initialised, and `woken` moves past this one
+            // before it is woken, so it is read once even if its `wake` panics.
+            let waker = unsafe { self.wakers[self.woken].assume_init_read() };
+            self.woken += 1;
             waker.wake();
         }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_rest();
     }
 }
 
