@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cancelable::{
     CancelKind, CancelReason, CancellationToken, Operation, OperationFilter, OperationStatus,
-    Registry,
+    Registry, Source,
 };
 use smol::Timer;
 
@@ -21,10 +21,10 @@ fn main() {
     let imported = smol::block_on(
         Operation::new("import")
             .parent(&server)
-            .cancel_on(
+            .cancel_on(Source::new(
                 Timer::after(Duration::from_secs(30)),
                 CancelReason::timeout().with_message("import took over 30s"),
-            )
+            ))
             .metadata("file", "rows.csv")
             .on_progress(|id, p| println!("[{id}] import: {p}"))
             .register(&registry)
@@ -47,10 +47,10 @@ fn main() {
     // 2. The same import with a timeout shorter than the work.
     let slow = smol::block_on(
         Operation::new("slow import")
-            .cancel_on(
+            .cancel_on(Source::new(
                 Timer::after(Duration::from_millis(50)),
                 CancelReason::timeout().with_message("import took over 50ms"),
-            )
+            ))
             .register(&registry)
             .run(|cx| async move {
                 for i in 0..1_000u64 {

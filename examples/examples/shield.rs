@@ -5,17 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use cancelable::{CancelKind, CancelReason, Operation};
+use cancelable::{CancelKind, CancelReason, Operation, Source};
 use smol::Timer;
 
 fn main() {
     let started = Instant::now();
     let out: Result<(), _> = smol::block_on(
         Operation::new("save document")
-            .cancel_on(
+            .cancel_on(Source::new(
                 Timer::after(Duration::from_millis(100)),
                 CancelReason::timeout().with_message("save took over 100ms"),
-            )
+            ))
             .run(|cx| async move {
                 println!("writing the document");
                 let op = cx.clone();

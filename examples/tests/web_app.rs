@@ -1762,3 +1762,207 @@ fn operations_lists_live_job_first_with_kind_job() {
         200
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Careless and hostile clients
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `/process` (10 s of work) followed by `trailer` on one connection, closes it once the
+/// request runs, and returns how long the disconnect took to show as a cancelled request.
+fn disconnect_after(server: &Server, trailer: &str) -> Duration {
+    let before = server.stats();
+    let mut s = server.connect();
+    let mut bytes = format!(
+        "GET /process?steps=1000&step_ms=10 HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
+    bytes.push_str(trailer);
+    s.write_all(bytes.as_bytes()).unwrap();
+    wait_stats(server, LOOSE, "the /process request active", |st| {
+        st.active_requests == before.active_requests + 1
+    });
+    drop(s);
+    let closed = Instant::now();
+    wait_stats(server, LOOSE, "the disconnected request cancelled", |st| {
+        st.active_requests == before.active_requests
+            && st.cancelled_requests == before.cancelled_requests + 1
+    });
+    closed.elapsed()
+}
+
+#[test]
+fn process_disconnect_after_stray_or_pipelined_bytes_is_cancelled_within_100ms() {
+    let server = Server::start();
+    let pipelined = format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    for (what, trailer) in [
+        ("a stray CRLF", "\r\n"),
+        ("a pipelined request", &pipelined),
+    ] {
+        let latency = disconnect_after(&server, trailer);
+        assert!(
+            latency <= Duration::from_millis(100),
+            "the disconnect after {what} took {latency:?} (> 100 ms) to show in /stats"
+        );
+    }
+    let ops = server.get("/operations").json();
+    let cancelled = ops
+        .as_array()
+        .expect("/operations is an array")
+        .iter()
+        .filter(|o| o["name"] == "GET /process" && o["reason"] == "disconnected")
+        .count();
+    assert_eq!(cancelled, 2, "both requests cancelled/disconnected: {ops}");
+}
+
+#[test]
+fn post_jobs_whose_body_never_comes_gets_408_and_starts_no_job() {
+    let server = Server::start();
+    let mut s = server.connect();
+    s.write_all(
+        format!(
+            "POST /jobs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"steps\":",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let r = read_response(&mut BufReader::new(s)).expect("an answer to a body that never comes");
+    assert_eq!(r.status, 408, "{r:?}");
+    r.assert_json_error();
+    // The demo's body read timeout is 5 s.
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let stats = server.stats();
+    assert_eq!(stats.active_jobs, 0, "{stats:?}");
+}
+
+#[test]
+fn sigterm_closes_idle_and_half_sent_connections_and_exits_at_once() {
+    let mut server = Server::start();
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let s = server.connect();
+        (&s).write_all(format!("GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+            .unwrap();
+        let r = read_response(&mut BufReader::new(s.try_clone().unwrap())).unwrap();
+        assert_eq!(r.status, 200);
+        held.push(s); // idle keep-alive
+    }
+    for _ in 0..10 {
+        let mut s = server.connect();
+        s.write_all(
+            format!("GET /health HTTP/1.1\r\nHost: {}\r\nX-Half: ", server.addr).as_bytes(),
+        )
+        .unwrap();
+        held.push(s); // half-sent head
+    }
+    assert_eq!(
+        server.get("/health").status,
+        200,
+        "all 20 were accepted before"
+    );
+    let t0 = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("web_app exits after SIGTERM");
+    let took = t0.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status:?}; stderr: {}",
+        server.stderr()
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "exit took {took:?} with only idle and half-sent connections; stderr: {}",
+        server.stderr()
+    );
+    let report = poll_until(LOOSE, "the shutdown report on stderr", || {
+        let stderr = server.stderr();
+        stderr.contains("stopped (").then_some(stderr)
+    });
+    assert!(
+        report.contains("every task stopped"),
+        "shutdown waited for connections with nothing in flight: {report}"
+    );
+}
+
+/// Skips the rest of the handshake response, then reads raw WebSocket frames (server frames
+/// are unmasked) until a close frame arrives.
+fn wait_for_close_frame(s: &mut TcpStream) {
+    let mut tail = [0u8; 4];
+    while &tail != b"\r\n\r\n" {
+        tail.rotate_left(1);
+        s.read_exact(&mut tail[3..])
+            .expect("the handshake response");
+    }
+    loop {
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).expect("a WebSocket frame");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                s.read_exact(&mut ext).unwrap();
+                u64::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                s.read_exact(&mut ext).unwrap();
+                u64::from_be_bytes(ext)
+            }
+            n => u64::from(n),
+        };
+        io::copy(&mut Read::by_ref(s).take(len), &mut io::sink()).unwrap();
+        if head[0] & 0x0f == 0x8 {
+            return;
+        }
+    }
+}
+
+/// Starts a shutdown that stays in its grace period (a WebSocket peer that never answers the
+/// server's close frame holds it for a while), sends `second`, and returns the exit status.
+fn second_signal_during_grace(second: &str) -> ExitStatus {
+    let mut server = Server::start();
+    let mut ws = server.connect();
+    ws.write_all(
+        format!(
+            "GET /stream?interval_ms=60000 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    ws.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101", "the WebSocket handshake");
+    wait_stats(&server, LOOSE, "the WebSocket stream counted", |s| {
+        s.active_streams == 1
+    });
+    server.signal("TERM");
+    wait_for_close_frame(&mut ws); // shutdown started; the server now waits for our reply
+    let t0 = Instant::now();
+    server.signal(second);
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("web_app exits after the second signal");
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "the second signal took {:?} to end the process",
+        t0.elapsed()
+    );
+    status
+}
+
+#[test]
+fn a_second_sigterm_during_the_grace_period_exits_143_at_once() {
+    let status = second_signal_during_grace("TERM");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+}
+
+#[test]
+fn a_sigint_during_the_grace_period_exits_130_at_once() {
+    let status = second_signal_during_grace("INT");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+}

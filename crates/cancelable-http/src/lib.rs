@@ -50,7 +50,7 @@
 //!
 //! | item | what it does |
 //! |---|---|
-//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; max connections, header read timeout, max body size; graceful shutdown ([`server`] module docs) |
+//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; a disconnect seen whatever the client sent after its request; a bound on every phase (head, idle keep-alive, body, response), max connections, max body size; graceful shutdown ([`server`] module docs) |
 //! | [`Server::layer`] → [`RequestService`] | the request token for **any** hyper service, on any executor ([`request`] module docs) |
 //! | [`RequestContext`], [`request_token`] | a handler's way to its token; [`RequestContext::timeout`] |
 //! | [`Router`], [`Route`] | path + method routing (`404`/`405` as JSON), per-route timeouts, tracked routes |
@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod connection;
 pub mod io;
 mod jobs;
 pub mod request;

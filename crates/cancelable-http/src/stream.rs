@@ -214,7 +214,7 @@ pub fn sse<B, F, Fut>(
     producer: F,
 ) -> Result<Response<Body>, HttpError>
 where
-    F: FnOnce(OperationContext, EventSender) -> Fut,
+    F: FnOnce(OperationContext, EventSender) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Cancelled>> + Send + 'static,
 {
     let (op, state) = stream_op(req, name)?;
@@ -350,7 +350,7 @@ pub fn websocket<B, F, Fut>(
 ) -> Result<Response<Body>, HttpError>
 where
     B: Send + 'static,
-    F: FnOnce(OperationContext, WsSender) -> Fut,
+    F: FnOnce(OperationContext, WsSender) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Cancelled>> + Send + 'static,
 {
     let accept = handshake(req)?;
@@ -392,7 +392,7 @@ where
 /// detection) together, then sends the close frame that fits how it ended.
 async fn drive<S, Fut>(
     ws: WebSocketStream<S>,
-    run: cancelable::Run<Fut>,
+    run: Fut,
     rx: async_channel::Receiver<Message>,
     token: &CancellationToken,
 ) where

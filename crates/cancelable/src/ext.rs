@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 use crate::reason::Cancelled;
 use crate::token::CancellationToken;
 use crate::tree::WaitEntry;
-use crate::wait::{RunUntilCancelledFuture, RunUntilCancelledFutureOwned, race};
+use crate::wait::{FutureFirst, check_then_poll};
 
 /// Cancelation for any future.
 ///
@@ -30,8 +30,9 @@ use crate::wait::{RunUntilCancelledFuture, RunUntilCancelledFutureOwned, race};
 /// ```
 pub trait FutureExt: Future + Sized {
     /// Runs the future until it finishes (`Ok`) or `token` is cancelled (`Err` with the
-    /// reason). At cancelation the inner future is dropped at once, on the poll that sees it,
-    /// so its resources are released even if the caller keeps the wrapper around.
+    /// reason). The token is checked before every poll: at cancelation the inner future is
+    /// dropped at once, on the poll that sees it (without polling it again), so its resources
+    /// are released even if the caller keeps the wrapper around.
     fn cancelable(self, token: &CancellationToken) -> Cancelable<Self> {
         Cancelable {
             token: token.clone(),
@@ -40,13 +41,21 @@ pub trait FutureExt: Future + Sized {
         }
     }
 
-    /// tokio-util's name: `Some(output)` if the future finishes first, `None` if `token` is
-    /// cancelled first (an already cancelled token gives `None` without polling the future).
+    /// tokio-util's name and meaning: `Some(output)` if the future finishes first, `None` if
+    /// `token` is cancelled first.
+    ///
+    /// The token is checked here, when the wrapper is made: if it is already cancelled the
+    /// future is dropped at once and the output is `None`. After that the future is polled
+    /// before the token, so a result that is ready on the poll that also sees a cancel is
+    /// returned. See [`WithCancellationTokenFuture`].
     fn with_cancellation_token(
         self,
         token: &CancellationToken,
     ) -> WithCancellationTokenFuture<'_, Self> {
-        token.run_until_cancelled(self)
+        WithCancellationTokenFuture {
+            token,
+            race: (!token.is_cancelled()).then(|| FutureFirst::new(self)),
+        }
     }
 
     /// Like [`with_cancellation_token`](FutureExt::with_cancellation_token), owning the token.
@@ -54,7 +63,10 @@ pub trait FutureExt: Future + Sized {
         self,
         token: CancellationToken,
     ) -> WithCancellationTokenFutureOwned<Self> {
-        token.run_until_cancelled_owned(self)
+        WithCancellationTokenFutureOwned {
+            race: (!token.is_cancelled()).then(|| FutureFirst::new(self)),
+            token,
+        }
     }
 }
 
@@ -80,7 +92,7 @@ impl<F: Future> Future for Cancelable<F> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`Cancelable` polled after completion");
         };
-        match race(this.token.node_ref(), this.waiter, future, cx) {
+        match check_then_poll(this.token.node_ref(), this.waiter, future, cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 this.future.set(None);
@@ -99,13 +111,91 @@ impl<F> fmt::Debug for Cancelable<F> {
     }
 }
 
-/// The future of [`FutureExt::with_cancellation_token`]: tokio-util's name for
-/// [`RunUntilCancelledFuture`], which has the same meaning.
-pub type WithCancellationTokenFuture<'a, F> = RunUntilCancelledFuture<'a, F>;
+pin_project! {
+    /// The future of [`FutureExt::with_cancellation_token`], in tokio-util's order.
+    ///
+    /// Made on a cancelled token, it holds no future and resolves to `None`. Otherwise the
+    /// future is polled before the token, so a result that is ready on the poll that also sees
+    /// a cancel is returned; a cancel that comes while the future is pending gives `None`. The
+    /// future is dropped with the wrapper (use [`FutureExt::cancelable`] to drop it at the
+    /// cancel).
+    ///
+    /// ```
+    /// use cancelable::{CancellationToken, FutureExt};
+    /// use futures_lite::future;
+    ///
+    /// let token = CancellationToken::new();
+    /// let work = async { 1 }.with_cancellation_token(&token);
+    /// token.cancel(); // after the wrapper was made: the ready future still wins
+    /// assert_eq!(future::block_on(work), Some(1));
+    /// assert_eq!(future::block_on(async { 2 }.with_cancellation_token(&token)), None);
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithCancellationTokenFuture<'a, F> {
+        token: &'a CancellationToken,
+        #[pin]
+        race: Option<FutureFirst<F>>,
+    }
+}
 
-/// The future of [`FutureExt::with_cancellation_token_owned`]: tokio-util's name for
-/// [`RunUntilCancelledFutureOwned`].
-pub type WithCancellationTokenFutureOwned<F> = RunUntilCancelledFutureOwned<F>;
+impl<F: Future> Future for WithCancellationTokenFuture<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.race.as_pin_mut() {
+            Some(race) => race.poll_race(this.token.node_ref(), cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<F> fmt::Debug for WithCancellationTokenFuture<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancellationTokenFuture")
+            .field("token", self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future of [`FutureExt::with_cancellation_token_owned`]: owns its token, and polls
+    /// in the same order as [`WithCancellationTokenFuture`].
+    ///
+    /// ```
+    /// use cancelable::{CancellationToken, FutureExt};
+    ///
+    /// let token = CancellationToken::new();
+    /// let work = async { "done" }.with_cancellation_token_owned(token.clone());
+    /// assert_eq!(futures_lite::future::block_on(work), Some("done"));
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithCancellationTokenFutureOwned<F> {
+        token: CancellationToken,
+        #[pin]
+        race: Option<FutureFirst<F>>,
+    }
+}
+
+impl<F: Future> Future for WithCancellationTokenFutureOwned<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.race.as_pin_mut() {
+            Some(race) => race.poll_race(this.token.node_ref(), cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<F> fmt::Debug for WithCancellationTokenFutureOwned<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithCancellationTokenFutureOwned")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Cancelation for any [`Stream`].
 ///

@@ -43,9 +43,29 @@
 //! * [`FutureExt`] and [`StreamExt`]: `.cancelable(&token)`, `.with_cancellation_token(&token)`
 //!   and `.take_until_cancelled(&token)` for any future or stream.
 //! * [`Operation`]: a tracked unit of work (status, reason, progress, times) whose token is
-//!   cancelled by its parents and by any `cancel_on` future; [`OperationContext::shield`] regions
+//!   cancelled by its parents and by any `cancel_on` [`Source`]; [`OperationContext::shield`] regions
 //!   that finish before a cancelation takes effect; with `std`, [`current()`] for deep code and a
-//!   [`Registry`] to list, watch and cancel operations by id.
+//!   [`Registry`] to list, watch and cancel operations by id. [`LocalOperation`] is the same for
+//!   single-threaded executors and firmware: its sources, body and callbacks need not be `Send`.
+//!
+//! # Which tool when
+//!
+//! Each tool binds work to a token; they differ in when the token is looked at, what happens
+//! to the future at a cancel, and what they cost.
+//!
+//! | tool | output | at a cancel | cost |
+//! |---|---|---|---|
+//! | [`fut.cancelable(&token)`](FutureExt::cancelable) | `Result<T, Cancelled>` | The token is checked before every poll. The first poll that sees the cancel drops the future without polling it again and returns the reason. Use it to stop work at once. | 85 |
+//! | [`token.run_until_cancelled(fut)`](CancellationToken::run_until_cancelled) | `Option<T>` | tokio-util's order. The token is checked on the first poll (cancelled: `None`, `fut` never polled); after that `fut` is polled first, so a result ready on the poll that sees the cancel is returned. `fut` is dropped on the poll that returns. | 73 |
+//! | [`fut.with_cancellation_token(&token)`](FutureExt::with_cancellation_token) | `Option<T>` | tokio-util's order, with the token checked when the wrapper is made: a cancel between making and polling does not stop a future that is ready at once. `fut` lives until the wrapper is dropped. | 66 |
+//! | [`Operation::run`] | `Result<T, Cancelled>` | `Err` as soon as the operation's own token is cancelled (by its parents, its `cancel_on` sources or by id through a [`Registry`]); the body is dropped then, unless it is inside a [`shield`](OperationContext::shield), which finishes first. Adds status, reason, progress and times for whoever watches it. | 2,800, 6 allocations |
+//! | the adapters' `timeout(d, fut)` (`cancelable-smol`, `cancelable-async-std`) | `Result<T, Cancelled>` | `Err` with a `Timeout` reason once `d` has passed; the timer is only made if `fut` is pending on its first poll. | 104 (smol), 205 (async-std) |
+//!
+//! Cost: x86_64 instructions counted by callgrind (rustc 1.95, release) to make the wrapper
+//! around an already-ready future, poll it once and drop it; polling the bare future costs 6,
+//! and tokio-util 0.7.20's `run_until_cancelled` and `with_cancellation_token` cost 170 and
+//! 164 in the same harness. The first three never allocate, also while waiting: a pending
+//! one links itself into the token's list under the node's lock.
 //!
 //! # Guarantees
 //!
@@ -119,21 +139,17 @@ pub use guard::{DropGuard, DropGuardRef};
 #[cfg(feature = "std")]
 pub use operation::current;
 pub use operation::{
-    Operation, OperationContext, OperationError, OperationId, OperationSnapshot, OperationStatus,
-    Progress, ProgressStream, Run, Shield, TryRun,
+    CancelSource, Flavor, Local, LocalOperation, LocalOperationContext, Operation,
+    OperationBuilder, OperationContext, OperationError, OperationId, OperationSnapshot,
+    OperationStatus, Progress, ProgressStream, Run, Sendable, Shield, Source, SourceFuture, TryRun,
 };
 pub use reason::{CancelKind, CancelReason, Cancelled};
 #[cfg(feature = "std")]
 pub use registry::{DEFAULT_HISTORY, OperationFilter, Registry, RegistryStats};
 pub use task_tracker::{TaskTracker, TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
 pub use token::CancellationToken;
-pub use weak::{Released, WeakCancellationToken};
-/// The README's example, compiled and run as a doc test so that it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-mod readme {}
-
 pub use wait::{
     RunUntilCancelledFuture, RunUntilCancelledFutureOwned, WaitForCancellationFuture,
     WaitForCancellationFutureOwned,
 };
+pub use weak::{Released, WeakCancellationToken};

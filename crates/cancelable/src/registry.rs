@@ -5,6 +5,7 @@
 //! operation's own record lock may be taken inside it (never the other way round), and neither
 //! is held while tokens are cancelled or callbacks run.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::string::String;
 use std::sync::OnceLock;
@@ -13,9 +14,10 @@ use std::vec::Vec;
 
 use parking_lot::Mutex;
 
-use crate::operation::{OperationId, OperationSnapshot, OperationStatus, Shared};
+use crate::operation::{Flavor, OperationId, OperationSnapshot, OperationStatus, Sendable, Shared};
 use crate::reason::CancelReason;
 use crate::sync::Arc;
+use crate::token::CancellationToken;
 
 /// How many finished operations a registry keeps by default.
 pub const DEFAULT_HISTORY: usize = 1000;
@@ -47,7 +49,8 @@ pub struct Registry {
 }
 
 struct Inner {
-    live: HashMap<OperationId, Arc<Shared>>,
+    /// Live operations by id; ids need not be unique, so a slot may hold several.
+    live: HashMap<OperationId, Slot>,
     history: VecDeque<OperationSnapshot>,
     capacity: usize,
     completed: u64,
@@ -124,7 +127,8 @@ impl Registry {
             let live: Vec<_> = inner
                 .live
                 .values()
-                .filter(|op| filter.matches_static(&op.name, op.parent_id.as_ref()))
+                .flat_map(Slot::iter)
+                .filter(|op| filter.matches_static(&op.name, op.parent_id().as_ref()))
                 .cloned()
                 .collect();
             let finished: Vec<_> = if filter.active_only {
@@ -152,7 +156,8 @@ impl Registry {
         out
     }
 
-    /// A snapshot of the operation with this id: live, or else the latest in the history.
+    /// A snapshot of the operation with this id: live (the latest started, if several live
+    /// operations share the id), or else the latest in the history.
     ///
     /// ```
     /// assert!(cancelable::Registry::new().get("no such id").is_none());
@@ -162,32 +167,39 @@ impl Registry {
         let live = {
             let inner = self.inner.lock();
             match inner.live.get(id) {
-                Some(op) => op.clone(),
+                Some(slot) => slot.latest().clone(),
                 None => return inner.history.iter().rev().find(|s| s.id == *id).cloned(),
             }
         };
         Some(live.snapshot())
     }
 
-    /// Cancels the live operation with this id with `reason`; `false` if no operation with
-    /// that id is live (unknown, or already finished).
+    /// Cancels the live operations with this id (one, unless explicit ids were reused) with
+    /// `reason`; `true` if this call cancelled one. It counts like
+    /// [`cancel_all`](Registry::cancel_all): `false` for an unknown id, a finished operation,
+    /// and a live one cancelled already (a shield may keep it live for a while).
     ///
     /// ```
-    /// use cancelable::{CancelKind, Registry};
-    /// assert!(!Registry::new().cancel("no such id", CancelKind::Manual));
+    /// use cancelable::{CancelKind, Operation, Registry};
+    /// let registry = Registry::new();
+    /// let run = Operation::new("job").id("job-1").register(&registry).run(|_| async { Ok(()) });
+    /// assert!(registry.cancel("job-1", CancelKind::Manual));
+    /// assert!(!registry.cancel("job-1", CancelKind::Manual)); // cancelled already
+    /// assert!(!registry.cancel("no such id", CancelKind::Manual));
+    /// # drop(run);
     /// ```
     pub fn cancel(&self, id: impl AsRef<str>, reason: impl Into<CancelReason>) -> bool {
-        let token = match self.inner.lock().live.get(id.as_ref()) {
-            Some(op) => op.token.clone(),
+        let tokens: Vec<_> = match self.inner.lock().live.get(id.as_ref()) {
+            Some(slot) => slot.iter().map(|op| op.token.clone()).collect(),
             None => return false,
         };
-        // Outside the lock: cancel callbacks run on this thread and may use the registry.
-        token.cancel_with(reason);
-        true
+        cancel_each(tokens, reason.into()) > 0
     }
 
-    /// Cancels every live operation with `reason`; returns how many this call cancelled (those
-    /// cancelled already, or through another one cancelled here first, are not counted).
+    /// Cancels every live operation with `reason`; returns how many this call cancelled: those
+    /// live and not cancelled yet when it began. An operation cancelled already is not
+    /// counted; one cancelled through its parent during the call is (the count does not depend
+    /// on the order in which the registry visits them).
     ///
     /// ```
     /// use cancelable::{CancelKind, Operation, Registry};
@@ -199,18 +211,15 @@ impl Registry {
     /// # drop(b);
     /// ```
     pub fn cancel_all(&self, reason: impl Into<CancelReason>) -> usize {
-        let reason = reason.into();
         let tokens: Vec<_> = self
             .inner
             .lock()
             .live
             .values()
+            .flat_map(Slot::iter)
             .map(|op| op.token.clone())
             .collect();
-        tokens
-            .iter()
-            .filter(|token| token.cancel_with(reason.clone()))
-            .count()
+        cancel_each(tokens, reason.into())
     }
 
     /// Counts of live operations by status, of finished ones by outcome (since the registry
@@ -228,7 +237,7 @@ impl Registry {
     pub fn stats(&self) -> RegistryStats {
         let inner = self.inner.lock();
         let (mut pending, mut running) = (0, 0);
-        for op in inner.live.values() {
+        for op in inner.live.values().flat_map(Slot::iter) {
             match op.status() {
                 OperationStatus::Pending => pending += 1,
                 OperationStatus::Running => running += 1,
@@ -279,20 +288,24 @@ impl Registry {
         before - inner.history.len()
     }
 
-    pub(crate) fn insert(&self, op: &Arc<Shared>) {
-        self.inner.lock().live.insert(op.id.clone(), op.clone());
+    pub(crate) fn insert(&self, op: &Arc<Shared<Sendable>>) {
+        let mut inner = self.inner.lock();
+        match inner.live.entry(op.id.clone()) {
+            Entry::Occupied(mut slot) => slot.get_mut().push(op.clone()),
+            Entry::Vacant(slot) => {
+                slot.insert(Slot::One(op.clone()));
+            }
+        }
     }
 
     /// Moves a finished operation from the live map to the history.
-    pub(crate) fn finished(&self, op: &Shared, snapshot: OperationSnapshot) {
+    pub(crate) fn finished<K: Flavor>(&self, op: &Shared<K>, snapshot: OperationSnapshot) {
         let mut inner = self.inner.lock();
-        // Only this operation's own entry: a later live one may have reused its id.
-        if inner
-            .live
-            .get(&op.id)
-            .is_some_and(|live| core::ptr::eq(&**live, op))
-        {
-            inner.live.remove(&op.id);
+        // Only this operation's own entry: other live ones may share its id.
+        if let Some(slot) = inner.live.get_mut(&op.id) {
+            if slot.remove((op as *const Shared<K>).cast()) {
+                inner.live.remove(&op.id);
+            }
         }
         match snapshot.status {
             OperationStatus::Completed => {
@@ -309,6 +322,61 @@ impl Registry {
             inner.history.pop_front();
         }
         inner.history.push_back(snapshot);
+    }
+}
+
+/// Cancels each token with `reason`; returns how many were not cancelled before (one cancelled
+/// meanwhile through another counts: it was live and uncancelled when the call began).
+fn cancel_each(tokens: Vec<CancellationToken>, reason: CancelReason) -> usize {
+    let fresh: Vec<_> = tokens
+        .into_iter()
+        .filter(|token| !token.is_cancelled())
+        .collect();
+    // Outside the registry's lock: cancel callbacks run on this thread and may use it.
+    for token in &fresh {
+        token.cancel_with(reason.clone());
+    }
+    fresh.len()
+}
+
+/// The live operations that share one id: nearly always one, kept without a `Vec`.
+enum Slot {
+    One(Arc<Shared<Sendable>>),
+    Many(Vec<Arc<Shared<Sendable>>>),
+}
+
+impl Slot {
+    fn iter(&self) -> core::slice::Iter<'_, Arc<Shared<Sendable>>> {
+        match self {
+            Slot::One(op) => core::slice::from_ref(op).iter(),
+            Slot::Many(ops) => ops.iter(),
+        }
+    }
+
+    /// The latest started.
+    fn latest(&self) -> &Arc<Shared<Sendable>> {
+        self.iter()
+            .max_by_key(|op| op.seq)
+            .expect("a slot is never empty")
+    }
+
+    fn push(&mut self, op: Arc<Shared<Sendable>>) {
+        match self {
+            Slot::One(first) => *self = Slot::Many(std::vec![first.clone(), op]),
+            Slot::Many(ops) => ops.push(op),
+        }
+    }
+
+    /// Removes the operation whose record is at `op`; `true` if the slot is empty then.
+    fn remove(&mut self, op: *const ()) -> bool {
+        let is = |live: &Arc<Shared<Sendable>>| core::ptr::eq(Arc::as_ptr(live).cast(), op);
+        match self {
+            Slot::One(live) => is(live),
+            Slot::Many(ops) => {
+                ops.retain(|live| !is(live));
+                ops.is_empty()
+            }
+        }
     }
 }
 

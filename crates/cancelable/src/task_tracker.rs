@@ -1,7 +1,8 @@
 //! [`TaskTracker`]: waiting until cancelled work has actually stopped, on any executor.
 //!
-//! Same names and meanings as `tokio_util::task::TaskTracker` (without its tokio-only `spawn*`
-//! methods: wrap the future with [`TaskTracker::track_future`] and hand it to your executor).
+//! Same names and meanings as `tokio_util::task::TaskTracker`. Its `spawn` and `spawn_blocking`
+//! need a runtime: the adapters' `TaskTrackerExt` adds them (`cancelable-smol`,
+//! `cancelable-async-std`); on any other executor, spawn [`TaskTracker::track_future`] yourself.
 //!
 //! # How waiting works
 //!
@@ -111,7 +112,8 @@ impl Inner {
 /// [`wait`](Self::wait): it resolves once the tracker is closed **and** no task is left.
 ///
 /// The API is `tokio_util::task::TaskTracker`'s, without tokio: migrating is changing the import
-/// (and spawning `tracker.track_future(fut)` yourself instead of `tracker.spawn(fut)`). Clones
+/// (plus an adapter's `TaskTrackerExt` for `tracker.spawn(fut)` and `tracker.spawn_blocking(f)`,
+/// or spawning `tracker.track_future(fut)` yourself on another executor). Clones
 /// share the same set of tasks. Checking, tracking and dropping a task take no lock; waiting
 /// allocates at most one token per drain, shared by every waiter.
 ///

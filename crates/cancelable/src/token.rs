@@ -215,8 +215,14 @@ impl CancellationToken {
         WaitForCancellationFutureOwned::new(self)
     }
 
-    /// Runs `fut` until it finishes (`Some(output)`) or the token is cancelled (`None`, and
-    /// `fut` is dropped). An already cancelled token gives `None` without polling `fut`.
+    /// Runs `fut` until it finishes (`Some(output)`) or the token is cancelled (`None`); `fut`
+    /// is dropped on the poll that returns.
+    ///
+    /// tokio-util's order: the token is checked on the first poll, and if it is cancelled by
+    /// then the output is `None` without polling `fut`. After that `fut` is polled first and
+    /// the token only while `fut` is pending, so a result that is ready on the poll that also
+    /// sees a cancel is returned. To stop at the cancel instead, use
+    /// [`FutureExt::cancelable`](crate::FutureExt::cancelable).
     ///
     /// ```
     /// use cancelable::CancellationToken;

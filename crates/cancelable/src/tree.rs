@@ -1669,7 +1669,20 @@ impl<A: Anchor> WaitEntry<A> {
 }
 
 impl<A: Anchor> Drop for WaitEntry<A> {
+    /// Inlined: most entries are dropped unregistered (the guarded future was ready on its
+    /// first poll, or the wait ended), which costs one test.
+    #[inline]
     fn drop(&mut self) {
+        if self.node.is_some() {
+            self.unregister();
+        }
+    }
+}
+
+impl<A: Anchor> WaitEntry<A> {
+    /// Takes a registered entry out of its node's list, for `Drop`.
+    #[inline(never)]
+    fn unregister(&mut self) {
         let Some(node) = self.node.take() else {
             return;
         };

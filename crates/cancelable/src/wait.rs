@@ -14,11 +14,12 @@ use crate::token::CancellationToken;
 use crate::tree::{NodeRef, WaitEntry};
 
 /// Polls `future` unless `node` is cancelled: `Some(output)` if it finishes first, `None` if the
-/// cancelation comes first (then `future` is not polled again).
+/// cancelation comes first (then `future` is not polled again). The token is checked before
+/// every poll, so a cancel seen on a poll wins even over a future that would be ready on it.
 ///
 /// The future is polled before the waiter registers, so one that finishes on its first poll
 /// never touches the node's lock.
-pub(crate) fn race<F: Future>(
+pub(crate) fn check_then_poll<F: Future>(
     node: &NodeRef,
     waiter: Pin<&mut WaitEntry>,
     future: Pin<&mut F>,
@@ -31,6 +32,70 @@ pub(crate) fn race<F: Future>(
         return Poll::Ready(Some(output));
     }
     waiter.poll_cancelled(node, cx).map(|()| None)
+}
+
+pin_project! {
+    /// A future raced against a token in tokio-util's order: the future is polled first and the
+    /// token only while the future is pending, so a result that is ready on the poll that also
+    /// sees a cancel is returned. Where the token is checked before the first poll is up to the
+    /// owner (`run_until_cancelled` on the first poll, `with_cancellation_token` when made).
+    ///
+    /// The waiter comes first so that it is unlinked before the future is dropped: a future
+    /// that cancels the token from its destructor wakes nobody.
+    pub(crate) struct FutureFirst<F> {
+        #[pin]
+        waiter: WaitEntry,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> FutureFirst<F> {
+    pub(crate) fn new(future: F) -> Self {
+        Self {
+            waiter: WaitEntry::default(),
+            future,
+        }
+    }
+
+    /// `Some(output)` once the future finishes, `None` once `node` is cancelled while the future
+    /// is pending. A future ready on its first poll never touches the node's lock.
+    pub(crate) fn poll_race(
+        self: Pin<&mut Self>,
+        node: &NodeRef,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<F::Output>> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        this.waiter.poll_cancelled(node, cx).map(|()| None)
+    }
+}
+
+/// The poll of both `run_until_cancelled` futures: the token is checked once, on the first poll
+/// (a cancelled token gives `None` without polling the future); after that the future is polled
+/// first. The race, future and waiter, is dropped on the poll that returns.
+fn poll_run_until_cancelled<F: Future>(
+    node: &NodeRef,
+    started: &mut bool,
+    mut race: Pin<&mut Option<FutureFirst<F>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    let Some(running) = race.as_mut().as_pin_mut() else {
+        panic!("`run_until_cancelled` future polled after completion");
+    };
+    let output = if !*started && node.node().is_cancelled() {
+        None
+    } else {
+        *started = true;
+        match running.poll_race(node, cx) {
+            Poll::Ready(output) => output,
+            Poll::Pending => return Poll::Pending,
+        }
+    };
+    race.set(None);
+    Poll::Ready(output)
 }
 
 /// Blocks the thread until `node` is cancelled or `deadline` passes; `true` if cancelled.
@@ -170,6 +235,11 @@ impl fmt::Debug for WaitForCancellationFutureOwned {
 pin_project! {
     /// The future of [`CancellationToken::run_until_cancelled`].
     ///
+    /// The token is checked on the first poll: if it is cancelled then, the output is `None`
+    /// and the future is never polled. After that the future is polled before the token, so a
+    /// result that is ready on the poll that also sees a cancel is returned. The future is
+    /// dropped on the poll that returns. This is tokio-util's order.
+    ///
     /// ```
     /// use cancelable::CancellationToken;
     /// use futures_lite::future;
@@ -182,19 +252,18 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelledFuture<'a, F> {
         token: &'a CancellationToken,
+        started: bool,
         #[pin]
-        waiter: WaitEntry,
-        #[pin]
-        future: F,
+        race: Option<FutureFirst<F>>,
     }
 }
 
-impl<'a, F> RunUntilCancelledFuture<'a, F> {
+impl<'a, F: Future> RunUntilCancelledFuture<'a, F> {
     pub(crate) fn new(token: &'a CancellationToken, future: F) -> Self {
         Self {
             token,
-            waiter: WaitEntry::default(),
-            future,
+            started: false,
+            race: Some(FutureFirst::new(future)),
         }
     }
 }
@@ -204,7 +273,7 @@ impl<F: Future> Future for RunUntilCancelledFuture<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node_ref(), this.waiter, this.future, cx)
+        poll_run_until_cancelled(this.token.node_ref(), this.started, this.race, cx)
     }
 }
 
@@ -212,12 +281,14 @@ impl<F> fmt::Debug for RunUntilCancelledFuture<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelledFuture")
             .field("token", self.token)
+            .field("finished", &self.race.is_none())
             .finish_non_exhaustive()
     }
 }
 
 pin_project! {
-    /// The future of [`CancellationToken::run_until_cancelled_owned`]: owns its token.
+    /// The future of [`CancellationToken::run_until_cancelled_owned`]: owns its token, and
+    /// polls in the same order as [`RunUntilCancelledFuture`].
     ///
     /// ```
     /// use cancelable::CancellationToken;
@@ -229,19 +300,18 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct RunUntilCancelledFutureOwned<F> {
         token: CancellationToken,
+        started: bool,
         #[pin]
-        waiter: WaitEntry,
-        #[pin]
-        future: F,
+        race: Option<FutureFirst<F>>,
     }
 }
 
-impl<F> RunUntilCancelledFutureOwned<F> {
+impl<F: Future> RunUntilCancelledFutureOwned<F> {
     pub(crate) fn new(token: CancellationToken, future: F) -> Self {
         Self {
             token,
-            waiter: WaitEntry::default(),
-            future,
+            started: false,
+            race: Some(FutureFirst::new(future)),
         }
     }
 }
@@ -251,7 +321,7 @@ impl<F: Future> Future for RunUntilCancelledFutureOwned<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        race(this.token.node_ref(), this.waiter, this.future, cx)
+        poll_run_until_cancelled(this.token.node_ref(), this.started, this.race, cx)
     }
 }
 
@@ -259,6 +329,7 @@ impl<F> fmt::Debug for RunUntilCancelledFutureOwned<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunUntilCancelledFutureOwned")
             .field("token", &self.token)
+            .field("finished", &self.race.is_none())
             .finish_non_exhaustive()
     }
 }

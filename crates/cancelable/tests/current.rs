@@ -54,15 +54,79 @@ fn the_innermost_operation_at_any_depth_of_plain_async_fns() {
 }
 
 #[test]
-fn an_operation_started_inside_another_records_it_as_parent() {
+fn an_operation_first_polled_inside_another_records_it_as_parent() {
     block_on(Operation::new("outer").run(|outer| async move {
-        let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id().cloned()) });
-        assert_eq!(run.context().parent_id(), Some(outer.id()));
-        assert!(!run.context().token().is_cancelled());
+        let run = Operation::new("inner").run(|cx| async move { Ok(cx.parent_id()) });
+        assert_eq!(
+            run.context().parent_id(),
+            None,
+            "recorded at the first poll"
+        );
         assert_eq!(run.await?.as_ref(), Some(outer.id()));
         Ok(())
     }))
     .unwrap();
+}
+
+#[test]
+fn the_recorded_parents_cancel_reaches_a_child_its_shield_keeps_polling() {
+    let out: Result<(), _> = block_on(Operation::new("outer").run(|outer| async move {
+        let child = Operation::new("child").run(|_| future::pending::<Result<(), _>>());
+        let child_cx = child.context().clone();
+        // The outer body stays alive in its shield, so the child is polled on after the cancel.
+        let shielded = outer.shield(async {
+            future::yield_now().await;
+            outer.token().cancel_with(cancelable::CancelKind::Shutdown);
+            future::yield_now().await;
+        });
+        let (_, child_out) = future::zip(shielded, child).await;
+        assert_eq!(child_cx.parent_id().as_ref(), Some(outer.id()));
+        assert_eq!(
+            child_out.unwrap_err().reason().kind(),
+            cancelable::CancelKind::Shutdown
+        );
+        Ok(())
+    }));
+    assert!(out.is_err());
+}
+
+#[test]
+fn an_operation_first_polled_inside_a_shield_is_protected_by_it() {
+    let flushed = Arc::new(std::sync::Mutex::new(None));
+    let seen = flushed.clone();
+    let out: Result<(), _> = block_on(Operation::new("outer").run(|outer| async move {
+        let token = outer.token().clone();
+        outer
+            .shield(async move {
+                let flush = Operation::new("flush").run(|cx| async move {
+                    token.cancel_with(cancelable::CancelKind::Shutdown); // arrives mid-flush
+                    future::yield_now().await;
+                    cx.check()?;
+                    Ok(cx.parent_id())
+                });
+                *seen.lock().unwrap() = Some(flush.await);
+            })
+            .await;
+        Ok(())
+    }));
+    assert!(out.is_err(), "the outer body stops at the shield's end");
+    let flush = flushed.lock().unwrap().take().unwrap();
+    assert!(
+        flush.unwrap().is_some(),
+        "the shielded operation is its parent"
+    );
+}
+
+#[test]
+fn an_operation_first_polled_outside_every_operation_has_no_parent() {
+    let mut moved = None;
+    block_on(Operation::new("creator").run(|_| async {
+        // Built here but run elsewhere (as a spawned task would be).
+        moved = Some(Operation::new("spawned").run(|cx| async move { Ok(cx.parent_id()) }));
+        Ok(())
+    }))
+    .unwrap();
+    assert_eq!(block_on(moved.unwrap()), Ok(None));
 }
 
 #[test]
@@ -170,4 +234,61 @@ fn right_on_a_multi_threaded_executor() {
         "bodies moved between threads {} times",
         moved.load(Ordering::Relaxed)
     );
+}
+
+#[test]
+fn the_body_closure_runs_at_the_first_poll_inside_its_operation() {
+    // Built outside every operation, awaited inside one.
+    let built = Operation::new("ahead").run(|cx| {
+        let seen = current().map(|c| c.id().clone());
+        async move { Ok(seen.as_ref() == Some(cx.id())) }
+    });
+    let out = block_on(Operation::new("outer").run(|_| built));
+    assert_eq!(
+        out,
+        Ok(true),
+        "current() in the body closure is the operation itself"
+    );
+}
+
+#[test]
+fn an_operation_built_ahead_of_time_records_the_one_that_first_polls_it_as_parent() {
+    let built = Operation::new("ahead").run(|cx| async move { Ok(cx.parent_id()) });
+    let cx = built.context().clone();
+    block_on(Operation::new("outer").run(|outer| async move {
+        assert_eq!(built.await?.as_ref(), Some(outer.id()));
+        Ok(())
+    }))
+    .unwrap();
+    assert!(cx.parent_id().is_some());
+}
+
+#[test]
+fn the_recorded_parents_cancel_reaches_the_child_even_after_it_moved_away() {
+    let (moved, arrived) = std::sync::mpsc::channel();
+    let mut outer = Box::pin(Operation::new("outer").run(move |_| async move {
+        let mut inner =
+            Box::pin(Operation::new("inner").run(|_| future::pending::<Result<(), _>>()));
+        assert!(future::poll_once(inner.as_mut()).await.is_none()); // first polled here
+        moved.send(inner).unwrap(); // then runs on another thread
+        future::pending::<()>().await;
+        Ok(())
+    }));
+    assert!(block_on(future::poll_once(outer.as_mut())).is_none());
+    let inner = arrived.recv().unwrap();
+    assert_eq!(
+        inner.context().parent_id().as_ref(),
+        Some(outer.context().id())
+    );
+    let (done, result) = std::sync::mpsc::channel();
+    thread::spawn(move || done.send(block_on(inner)));
+    outer
+        .context()
+        .token()
+        .cancel_with(cancelable::CancelKind::Shutdown);
+    let err = result
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the parent's cancel never reached the child that records it as parent")
+        .unwrap_err();
+    assert_eq!(err.reason().kind(), cancelable::CancelKind::Shutdown);
 }

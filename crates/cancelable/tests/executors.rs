@@ -1,5 +1,5 @@
 //! One behavioural suite, run on every executor: smol, async-std, `futures_lite::future::block_on`,
-//! a minimal hand-written executor and tokio (SPEC §6). The core never talks to an executor; it
+//! a minimal hand-written executor and tokio. The core never talks to an executor; it
 //! only stores and wakes `Waker`s, so the same assertions must hold on all of them.
 //!
 //! Each behaviour is a generic `fn name<R: Runtime>()`; `behavioural_suite!` turns it into one
@@ -485,7 +485,7 @@ fn on_cancel_callbacks_have_run_on_the_cancelling_thread_when_cancel_returns<R: 
         let root = root.clone();
         move || {
             root.cancel_with(CancelKind::Signal);
-            // SPEC 2.4.1: when `cancel` returns, every descendant's callback has run.
+            // When `cancel` returns, every descendant's callback has run (guarantee 1).
             let ran: Vec<_> = callbacks.try_iter().collect();
             (thread::current().id(), ran)
         }

@@ -10,7 +10,7 @@ use std::thread;
 
 use cancelable::{
     CancelKind, CancelReason, CancellationToken, Cancelled, Operation, OperationError, OperationId,
-    OperationStatus,
+    OperationStatus, Source,
 };
 use futures_lite::future::{self, block_on, poll_once};
 
@@ -111,8 +111,11 @@ fn first_source_to_fire_wins_and_its_reason_is_recorded() {
     let (fire_b, b) = trigger();
     let mut run = Box::pin(
         Operation::new("sources")
-            .cancel_on(a, CancelReason::timeout())
-            .cancel_on(b, CancelReason::condition().with_message("b first"))
+            .cancel_on(Source::new(a, CancelReason::timeout()))
+            .cancel_on(Source::new(
+                b,
+                CancelReason::condition().with_message("b first"),
+            ))
             .run(|_| future::pending::<Result<(), _>>()),
     );
     assert!(block_on(poll_once(run.as_mut())).is_none());
@@ -132,8 +135,8 @@ fn sources_complete_between_two_polls_count_in_the_order_they_were_added() {
     let (fire_b, b) = trigger();
     let mut run = Box::pin(
         Operation::new("tie")
-            .cancel_on(a, CancelReason::timeout())
-            .cancel_on(b, CancelReason::condition())
+            .cancel_on(Source::new(a, CancelReason::timeout()))
+            .cancel_on(Source::new(b, CancelReason::condition()))
             .run(|_| future::pending::<Result<(), _>>()),
     );
     assert!(block_on(poll_once(run.as_mut())).is_none());
@@ -151,7 +154,7 @@ fn a_parent_cancelled_before_a_source_fires_keeps_the_parents_reason() {
     let (fire, source) = trigger();
     let run = Operation::new("late source")
         .parent(&parent)
-        .cancel_on(source, CancelReason::timeout())
+        .cancel_on(Source::new(source, CancelReason::timeout()))
         .run(|_| future::pending::<Result<(), _>>());
     parent.cancel_with(CancelKind::Shutdown);
     fire.cancel();
@@ -171,7 +174,7 @@ fn sources_are_dropped_as_soon_as_the_operation_ends() {
     };
     let mut run = Box::pin(
         Operation::new("ends")
-            .cancel_on(source, CancelReason::timeout())
+            .cancel_on(Source::new(source, CancelReason::timeout()))
             .run(|_| async move {
                 gate.await;
                 Ok(1)
@@ -413,4 +416,67 @@ fn many_operations_on_a_shared_parent_leave_nothing_behind() {
         assert_eq!(out, Ok(i));
     }
     assert_eq!(bodies.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_operation_cancelled_before_its_first_poll_never_calls_its_body() {
+    let called = Arc::new(AtomicBool::new(false));
+    let seen = called.clone();
+    let run = Operation::new("never started").run(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    assert!(
+        !called.load(Ordering::SeqCst),
+        "run() does not call the body"
+    );
+    run.context().token().cancel();
+    assert!(block_on(run).is_err());
+    assert!(!called.load(Ordering::SeqCst));
+}
+
+#[test]
+fn cx_cancel_cancels_the_operation_with_the_reason() {
+    let run = Operation::new("search").run(|cx| async move {
+        assert!(cx.cancel(CancelReason::condition().with_message("found it")));
+        assert!(!cx.cancel(CancelKind::Manual), "the first reason stays");
+        future::yield_now().await;
+        Ok(())
+    });
+    let cx = run.context().clone();
+    let err = block_on(run).unwrap_err();
+    assert_eq!(err.reason().message(), Some("found it"));
+    let snap = cx.snapshot();
+    assert_eq!(snap.status, OperationStatus::Cancelled);
+    assert_eq!(snap.reason.unwrap().kind(), CancelKind::Condition);
+}
+
+#[test]
+fn cx_cancel_inside_a_shield_cancels_the_shield_only() {
+    let out = block_on(Operation::new("shielded").run(|cx| async move {
+        let inner = cx
+            .shield_with(|scx| async move {
+                scx.cancel(CancelKind::Timeout);
+                scx.check()
+            })
+            .await;
+        assert_eq!(inner.unwrap_err().reason().kind(), CancelKind::Timeout);
+        cx.check()?;
+        Ok("the operation goes on")
+    }));
+    assert_eq!(out, Ok("the operation goes on"));
+}
+
+#[test]
+fn snapshots_can_be_built_for_tests_and_mocks() {
+    let mut snap = cancelable::OperationSnapshot::new("job-1", "import", OperationStatus::Running);
+    assert_eq!((snap.id.as_str(), snap.name.as_str()), ("job-1", "import"));
+    assert_eq!((snap.reason.clone(), snap.progress.clone()), (None, None));
+    assert!(snap.metadata.is_empty() && snap.started_at.is_none());
+    snap.metadata.insert("file".into(), "rows.csv".into());
+    snap.parent_id = Some("batch-9".into());
+    let filter = cancelable::OperationFilter::new()
+        .parent("batch-9")
+        .status(OperationStatus::Running);
+    assert!(filter.matches(&snap));
 }

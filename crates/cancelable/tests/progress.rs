@@ -191,3 +191,63 @@ fn the_stream_helper_counts_items_and_takes_a_message() {
         "every = 0 counts as 1"
     );
 }
+
+#[test]
+fn progress_metadata_reaches_callbacks_and_snapshots() {
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let log = seen.clone();
+    let last = block_on(
+        Operation::new("upload")
+            .on_progress(move |_, p| log.lock().unwrap().push(p.clone()))
+            .run(|cx| async move {
+                cx.report(Progress::new(1, Some(2), "files").with_metadata("file", "a.csv"));
+                cx.report(
+                    Progress::new(2, Some(2), "files")
+                        .with_metadata("file", "b.csv")
+                        .with_metadata("bytes", "2048"),
+                );
+                Ok(cx.snapshot().progress.unwrap())
+            }),
+    )
+    .unwrap();
+    let files: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.metadata["file"].clone())
+        .collect();
+    assert_eq!(files, ["a.csv", "b.csv"]);
+    assert_eq!(last.metadata["bytes"], "2048");
+    assert_eq!(
+        last.to_string(),
+        "2/2 files (100%) [bytes=2048, file=b.csv]"
+    );
+}
+
+#[test]
+fn plain_reports_carry_no_metadata() {
+    let last = block_on(Operation::new("plain").run(|cx| async move {
+        cx.report_progress(1, None, "rows");
+        Ok(cx.snapshot().progress.unwrap())
+    }))
+    .unwrap();
+    assert!(last.metadata.is_empty());
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn progress_metadata_is_in_the_json_only_when_there_is_some() {
+    let plain = serde_json::to_value(Progress::new(1, Some(2), "rows")).unwrap();
+    assert_eq!(
+        plain,
+        serde_json::json!({"done": 1, "total": 2, "message": "rows"})
+    );
+    let rich = Progress::new(1, None, "").with_metadata("file", "a.csv");
+    let json = serde_json::to_value(&rich).unwrap();
+    assert_eq!(json["metadata"]["file"], "a.csv");
+    assert_eq!(serde_json::from_value::<Progress>(json).unwrap(), rich);
+    assert_eq!(
+        serde_json::from_value::<Progress>(plain).unwrap(),
+        Progress::new(1, Some(2), "rows")
+    );
+}

@@ -467,3 +467,78 @@ fn stress_on_real_threads_ends_consistent_with_nothing_leaked() {
     assert!(listed.iter().all(|s| s.status.is_terminal()));
     eprintln!("cancelled by id: {} of {TOTAL}", stats.cancelled);
 }
+
+#[test]
+fn live_operations_sharing_an_explicit_id_are_all_listed_counted_and_cancelled() {
+    let registry = Registry::new();
+    let first = Operation::new("first")
+        .id("job-7")
+        .register(&registry)
+        .run(|_| pending_body());
+    let second = Operation::new("second")
+        .id("job-7")
+        .register(&registry)
+        .run(|_| pending_body());
+    let names: Vec<_> = registry
+        .list(&OperationFilter::new())
+        .into_iter()
+        .map(|snap| snap.name)
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_eq!(registry.stats().pending, 2);
+    assert_eq!(
+        registry.get("job-7").unwrap().name,
+        "second",
+        "get gives the latest started"
+    );
+    assert_eq!(registry.cancel_all(CancelKind::Shutdown), 2);
+    assert!(block_on(first).is_err());
+    assert!(block_on(second).is_err());
+    assert_eq!(registry.stats().cancelled, 2);
+}
+
+#[test]
+fn cancel_by_id_reaches_every_live_operation_with_that_id() {
+    let registry = Registry::new();
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            Operation::new("twin")
+                .id("twin")
+                .register(&registry)
+                .run(|_| pending_body())
+        })
+        .collect();
+    assert!(registry.cancel("twin", CancelKind::Manual));
+    assert!(runs.iter().all(|run| run.context().is_cancelled()));
+}
+
+#[test]
+fn cancel_and_cancel_all_count_only_operations_this_call_cancelled() {
+    let registry = Registry::new();
+    let run = Operation::new("cancelled already")
+        .register(&registry)
+        .run(|_| pending_body());
+    run.context().token().cancel();
+    assert!(
+        !registry.cancel(run.context().id(), CancelKind::Manual),
+        "live but cancelled already: like cancel_all, not counted"
+    );
+    assert_eq!(registry.cancel_all(CancelKind::Manual), 0);
+
+    // Parents and children: each one this call found not cancelled counts, whichever the
+    // registry visits first.
+    let pairs: Vec<_> = (0..20)
+        .map(|i| {
+            let parent = Operation::new(format!("parent {i}"))
+                .register(&registry)
+                .run(|_| pending_body());
+            let child = Operation::new(format!("child {i}"))
+                .child_of(parent.context())
+                .register(&registry)
+                .run(|_| pending_body());
+            (parent, child)
+        })
+        .collect();
+    assert_eq!(registry.cancel_all(CancelKind::Shutdown), 40);
+    drop(pairs);
+}

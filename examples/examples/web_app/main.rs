@@ -22,10 +22,13 @@
 //! Bounds (out of range, or not a number → `400 {"error": "..."}`): `steps` 1..=10000
 //! (default 10), `step_ms` 0..=60000 (default 100 for `/process`, 500 for jobs),
 //! `timeout_ms` and `work_ms` 0..=600000 (defaults 1000 and 500), `interval_ms` 1..=60000
-//! (default 1000). At most 32 jobs run at once (`429` past that); bodies are at most 64 KiB.
+//! (default 1000). At most 32 jobs run at once (`429` past that); bodies are at most 64 KiB
+//! and must not pause for 5 s (`408`); the other connection bounds are the library's defaults.
 //!
-//! SIGINT or SIGTERM: graceful shutdown (requests, jobs and streams are cancelled with
-//! `shutdown`, the server waits up to 5 s for them), then exit 0.
+//! SIGINT or SIGTERM: graceful shutdown (the listener closes, idle connections close,
+//! requests, jobs and streams are cancelled with `shutdown`, the server waits up to 5 s for
+//! them), then exit 0. A second SIGINT or SIGTERM during that wait ends the process at once
+//! (exit 130 or 143).
 
 use std::io::Write as _;
 use std::ops::RangeInclusive;
@@ -260,8 +263,11 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = smol::block_on(async {
+        // Bodies here are small JSON documents: a client silent for 5 s in the middle of one
+        // is not coming back (408), and must not hold one of the 1,024 connections longer.
         let config = ServerConfig::default()
             .max_body_size(64 * 1024)
+            .body_read_timeout(Duration::from_secs(5))
             .grace(Duration::from_secs(5));
         let server = Server::new(config);
         let jobs = Jobs::new(&server, 32);

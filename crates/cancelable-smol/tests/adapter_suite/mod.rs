@@ -1,6 +1,9 @@
 //! The adapter suite, written once and run on both adapters: `tests/adapters.rs` of
 //! `cancelable-smol` and of `cancelable-async-std` include this file with `#[path]` after
 //! defining `adapter` (the crate under test), `block_on` and `spawn_detached` for their runtime.
+//! This file covers timeouts, spawning (a dropped handle detaches), shutdown, sources and the
+//! watchers; `tracker.rs` spawning on a `TaskTracker`; `signals.rs` what a process does on
+//! SIGINT and SIGTERM, on real child processes.
 //!
 //! (It lives here rather than in the core's `tests/executors.rs` because the adapters depend on
 //! the core: a core test depending on them would be a dependency cycle for publishing.)
@@ -19,6 +22,10 @@ use cancelable::{CancelKind, CancelReason, CancellationToken, TaskTracker};
 use futures_lite::future::{self, pending};
 
 use super::{adapter, block_on, spawn_detached};
+
+#[cfg(unix)]
+mod signals;
+mod tracker;
 
 /// A future that never finishes and reports its drop on a channel.
 struct DropFlag(Option<async_channel::Sender<()>>);
@@ -152,6 +159,60 @@ fn spawn_under_an_already_cancelled_token_never_polls_the_future() {
 }
 
 #[test]
+fn dropping_a_spawn_handle_detaches_the_task_which_runs_to_completion() {
+    block_on(async {
+        let token = CancellationToken::new();
+        let (go, wait) = async_channel::bounded::<()>(1);
+        let (done, finished) = async_channel::bounded::<&str>(1);
+        let task = adapter::spawn(&token, async move {
+            wait.recv().await.unwrap();
+            done.send("committed").await.unwrap();
+        });
+        drop(task);
+        // The task is still there to be told to go on, and finishes.
+        go.send(()).await.expect("the task is still running");
+        assert_eq!(finished.recv().await, Ok("committed"));
+    });
+}
+
+#[test]
+fn shutdown_waits_for_tracked_work_whose_spawn_handle_was_dropped() {
+    block_on(async {
+        let root = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let committed = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let committed = committed.clone();
+                // Work that does not listen to the token: a commit that must not be cut short.
+                adapter::spawn(
+                    &CancellationToken::new(),
+                    tracker.track_future(async move {
+                        future::yield_now().await;
+                        committed.fetch_add(1, Ordering::Relaxed);
+                    }),
+                )
+            })
+            .collect();
+        // An operation body holding the handles is dropped, and the handles with it.
+        drop(handles);
+        let report = adapter::shutdown(
+            &root,
+            CancelKind::Shutdown,
+            &tracker,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(report.stopped_in_time(), "{report}");
+        assert_eq!(
+            committed.load(Ordering::Relaxed),
+            10,
+            "every task finished its work before the shutdown said so"
+        );
+    });
+}
+
+#[test]
 fn spawn_on_grandchildren_of_a_tree_stops_every_task_with_the_root_reason() {
     block_on(async {
         let root = CancellationToken::new();
@@ -274,6 +335,24 @@ fn condition_source_keeps_checking_after_a_panicking_predicate() {
         assert_eq!(source.reason.kind(), CancelKind::Condition);
         source.future.await;
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    });
+}
+
+#[test]
+fn sources_plug_into_an_operation_in_one_call() {
+    block_on(async {
+        let run = cancelable::Operation::new("slow")
+            .cancel_on(adapter::sources::condition(
+                || false,
+                Duration::from_secs(60),
+            ))
+            .cancel_on(adapter::sources::timeout(Duration::from_millis(10)))
+            .run(|_| pending::<Result<(), _>>());
+        let err = run.await.unwrap_err();
+        assert_eq!(
+            err.reason().to_string(),
+            "timeout: deadline of 10ms elapsed"
+        );
     });
 }
 
@@ -460,7 +539,7 @@ fn cancel_on_signals_cancels_every_listening_token_with_the_signal_name() {
 
 #[cfg(unix)]
 #[test]
-fn cancel_on_signals_removes_its_handler_when_the_token_is_dropped_or_cancelled() {
+fn cancel_on_signals_ends_its_watch_when_the_token_is_dropped_or_cancelled() {
     block_on(async {
         let dropped = CancellationToken::new();
         let watcher = adapter::cancel_on_signals(&dropped, [adapter::Signal::Hup]).unwrap();

@@ -2,7 +2,6 @@
 //! the [`OperationContext`] handle a body works with.
 
 use alloc::borrow::Cow;
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,35 +14,36 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 use crate::token::CancellationToken;
 
+use super::flavor::{Flavor, ProgressFn, Sendable, StatusFn, sealed::Sealed};
 use super::progress::{Progress, ProgressStream};
 use super::shield::Shield;
 use super::status::{OperationId, OperationSnapshot, OperationStatus};
 use crate::sync::Mutex;
 
-pub(crate) type ProgressFn = Box<dyn Fn(&OperationId, &Progress) + Send + Sync>;
-pub(crate) type StatusFn = Box<dyn Fn(&OperationSnapshot) + Send + Sync>;
-
 /// Everything known about one operation. Immutable fields are set by the builder; what changes
 /// lives in `state`, whose lock is never held while user code (callbacks) runs.
-pub(crate) struct Shared {
+pub struct Shared<K: Sealed> {
     pub(crate) id: OperationId,
     /// Creation order, for listing.
     #[cfg(feature = "std")]
     pub(crate) seq: u64,
     pub(crate) name: String,
     pub(crate) metadata: BTreeMap<String, String>,
-    pub(crate) parent_id: Option<OperationId>,
     /// The operation's own token: cancelled by its parents, its sources, a registry or the user.
     pub(crate) token: CancellationToken,
     state: Mutex<State>,
-    pub(crate) on_progress: Vec<ProgressFn>,
-    pub(crate) on_status: Vec<StatusFn>,
+    pub(crate) on_progress: Vec<ProgressFn<K>>,
+    pub(crate) on_status: Vec<StatusFn<K>>,
     /// Shields of this operation being polled: while it is not zero the body is not dropped.
     pub(crate) shield_depth: AtomicUsize,
     /// Polls of the body in progress, for shields to know they run inside it (with `std` the
     /// `current()` stack answers that exactly, per thread).
     #[cfg(not(feature = "std"))]
     pub(crate) body_polls: AtomicUsize,
+    /// Polls of this operation's shields in progress, for a shield to know it is nested in
+    /// another one (with `std` the `current()` stack answers that).
+    #[cfg(not(feature = "std"))]
+    pub(crate) shield_polls: AtomicUsize,
     #[cfg(feature = "tracing")]
     pub(crate) span: tracing::Span,
     #[cfg(feature = "std")]
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
 
 struct State {
     status: OperationStatus,
+    /// The operation this one was made a child of or (with `std`) first polled in.
+    parent_id: Option<OperationId>,
     reason: Option<CancelReason>,
     error: Option<String>,
     progress: Option<Progress>,
@@ -61,7 +63,7 @@ struct State {
     ended: Option<(std::time::Instant, std::time::SystemTime)>,
 }
 
-pub(crate) struct SharedInit {
+pub(crate) struct SharedInit<K: Sealed> {
     pub(crate) id: OperationId,
     #[cfg(feature = "std")]
     pub(crate) seq: u64,
@@ -69,14 +71,15 @@ pub(crate) struct SharedInit {
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) parent_id: Option<OperationId>,
     pub(crate) token: CancellationToken,
-    pub(crate) on_progress: Vec<ProgressFn>,
-    pub(crate) on_status: Vec<StatusFn>,
+    pub(crate) on_progress: Vec<ProgressFn<K>>,
+    pub(crate) on_status: Vec<StatusFn<K>>,
     #[cfg(feature = "std")]
     pub(crate) registry: Option<crate::registry::Registry>,
 }
 
-impl Shared {
-    pub(crate) fn new(init: SharedInit) -> Self {
+impl<K: Flavor> Shared<K> {
+    #[inline]
+    pub(crate) fn new(init: SharedInit<K>) -> Self {
         #[cfg(feature = "tracing")]
         let span = tracing::info_span!("operation", id = %init.id, name = %init.name);
         Self {
@@ -85,10 +88,10 @@ impl Shared {
             seq: init.seq,
             name: init.name,
             metadata: init.metadata,
-            parent_id: init.parent_id,
             token: init.token,
             state: Mutex::new(State {
                 status: OperationStatus::Pending,
+                parent_id: init.parent_id,
                 reason: None,
                 error: None,
                 progress: None,
@@ -102,11 +105,17 @@ impl Shared {
             shield_depth: AtomicUsize::new(0),
             #[cfg(not(feature = "std"))]
             body_polls: AtomicUsize::new(0),
+            #[cfg(not(feature = "std"))]
+            shield_polls: AtomicUsize::new(0),
             #[cfg(feature = "tracing")]
             span,
             #[cfg(feature = "std")]
             registry: init.registry,
         }
+    }
+
+    pub(crate) fn parent_id(&self) -> Option<OperationId> {
+        self.state.with(|s| s.parent_id.clone())
     }
 
     pub(crate) fn status(&self) -> OperationStatus {
@@ -122,7 +131,7 @@ impl Shared {
             error: s.error.clone(),
             progress: s.progress.clone(),
             metadata: self.metadata.clone(),
-            parent_id: self.parent_id.clone(),
+            parent_id: s.parent_id.clone(),
             #[cfg(feature = "std")]
             started_at: s.started.map(|(_, wall)| wall),
             #[cfg(feature = "std")]
@@ -135,22 +144,28 @@ impl Shared {
         })
     }
 
-    /// `Pending → Running`, on the first poll of the run future.
-    pub(crate) fn start(&self) {
-        let changed = self.state.with(|s| {
+    /// `Pending → Running`, on the first poll of the run future, recording `parent` as the
+    /// parent unless the operation has one (from `child_of`); `true` if it recorded it.
+    pub(crate) fn start(&self, parent: Option<OperationId>) -> bool {
+        let (changed, adopted) = self.state.with(|s| {
+            let adopted = s.parent_id.is_none() && parent.is_some();
+            if adopted {
+                s.parent_id = parent;
+            }
             if s.status != OperationStatus::Pending {
-                return false;
+                return (false, adopted);
             }
             s.status = OperationStatus::Running;
             #[cfg(feature = "std")]
             {
                 s.started = Some((std::time::Instant::now(), std::time::SystemTime::now()));
             }
-            true
+            (true, adopted)
         });
         if changed {
             self.announce(OperationStatus::Running, None, None);
         }
+        adopted
     }
 
     /// Records the terminal status, once: later calls change nothing and return `false`.
@@ -249,6 +264,35 @@ impl Shared {
     }
 }
 
+impl<K: Flavor> fmt::Debug for Shared<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts one poll in progress (of a body or a shield) until dropped, also when the poll unwinds.
+#[cfg(not(feature = "std"))]
+pub(crate) struct Polling<'a>(&'a AtomicUsize);
+
+#[cfg(not(feature = "std"))]
+impl<'a> Polling<'a> {
+    pub(crate) fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+#[cfg(not(feature = "std"))]
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(feature = "tracing")]
 struct OptDisplay<'a>(Option<&'a CancelReason>);
 
@@ -282,13 +326,42 @@ impl fmt::Display for OptDisplay<'_> {
 /// }));
 /// assert_eq!(out, Ok(1));
 /// ```
-#[derive(Clone)]
-pub struct OperationContext {
-    pub(crate) shared: Arc<Shared>,
+///
+/// A [`LocalOperation`](crate::LocalOperation)'s body gets an
+/// `OperationContext<Local<'_>>` ([`LocalOperationContext`](crate::LocalOperationContext)): the
+/// same methods, but it stays on its thread, since its callbacks need not be `Send`.
+pub struct OperationContext<K: Flavor = Sendable> {
+    pub(crate) shared: Arc<Shared<K>>,
     pub(crate) token: CancellationToken,
 }
 
-impl OperationContext {
+/// The context a [`LocalOperation`](crate::LocalOperation)'s body gets: not `Send`, valid
+/// for `'a`.
+///
+/// ```
+/// use cancelable::{LocalOperation, LocalOperationContext};
+///
+/// async fn step(cx: &LocalOperationContext<'_>) {
+///     cx.report_progress(1, None, "step");
+/// }
+/// futures_lite::future::block_on(LocalOperation::new("t").run(|cx| async move {
+///     step(&cx).await;
+///     Ok(())
+/// }))
+/// .unwrap();
+/// ```
+pub type LocalOperationContext<'a> = OperationContext<super::flavor::Local<'a>>;
+
+impl<K: Flavor> Clone for OperationContext<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+impl<K: Flavor> OperationContext<K> {
     /// The token this context runs under: the operation's, or inside a shield the shield's.
     ///
     /// ```
@@ -331,17 +404,20 @@ impl OperationContext {
         &self.shared.name
     }
 
-    /// The id of the operation this one was started in or made a child of.
+    /// The id of the operation this one was made a child of, or (with `std`) first polled in;
+    /// `None` before the first poll unless it came from
+    /// [`child_of`](crate::OperationBuilder::child_of). The parent's cancelation reaches this
+    /// operation (see [`run`](crate::OperationBuilder::run)).
     ///
     /// ```
     /// use cancelable::Operation;
     /// let parent = futures_lite::future::block_on(
-    ///     Operation::new("t").run(|cx| async move { Ok(cx.parent_id().cloned()) }),
+    ///     Operation::new("t").run(|cx| async move { Ok(cx.parent_id()) }),
     /// );
     /// assert_eq!(parent.unwrap(), None);
     /// ```
-    pub fn parent_id(&self) -> Option<&OperationId> {
-        self.shared.parent_id.as_ref()
+    pub fn parent_id(&self) -> Option<OperationId> {
+        self.shared.parent_id()
     }
 
     /// `Err(Cancelled)` with the reason once this context's token is cancelled: a checkpoint
@@ -397,13 +473,65 @@ impl OperationContext {
         self.shared.report(Progress::new(done, total, message));
     }
 
+    /// Records a whole progress report, with its metadata, like
+    /// [`report_progress`](Self::report_progress).
+    ///
+    /// ```
+    /// use cancelable::{Operation, Progress};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let files = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = files.clone();
+    /// futures_lite::future::block_on(
+    ///     Operation::new("upload")
+    ///         .on_progress(move |_, p| seen.lock().unwrap().push(p.metadata["file"].clone()))
+    ///         .run(|cx| async move {
+    ///             for (i, file) in ["a.csv", "b.csv"].into_iter().enumerate() {
+    ///                 cx.report(Progress::new(i as u64 + 1, Some(2), "files").with_metadata("file", file));
+    ///             }
+    ///             Ok(())
+    ///         }),
+    /// )
+    /// .unwrap();
+    /// assert_eq!(*files.lock().unwrap(), ["a.csv", "b.csv"]);
+    /// ```
+    pub fn report(&self, progress: Progress) {
+        self.shared.report(progress);
+    }
+
+    /// Cancels this context's token with `reason`: the operation's (its body is then dropped at
+    /// its next await, unless a shield holds it), or inside a shield the shield's. A shortcut
+    /// for `cx.token().cancel_with(reason)`; `true` if this call cancelled it.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, CancelReason, Operation, OperationStatus};
+    /// use futures_lite::future;
+    ///
+    /// let run = Operation::new("search").run(|cx| async move {
+    ///     cx.cancel(CancelReason::condition().with_message("found it"));
+    ///     future::yield_now().await; // stopped here
+    ///     unreachable!()
+    /// });
+    /// let cx = run.context().clone();
+    /// let err: Result<(), _> = future::block_on(run);
+    /// assert_eq!(err.unwrap_err().reason().message(), Some("found it"));
+    /// assert_eq!(cx.status(), OperationStatus::Cancelled);
+    /// assert!(!cx.cancel(CancelKind::Manual), "cancelled already");
+    /// ```
+    pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
+        self.token.cancel_with(reason)
+    }
+
     /// Runs `future` to completion even if the operation is cancelled meanwhile; if it was,
     /// the body stops right at the shield's end (the code after the shield does not run).
     ///
-    /// A cancelation of the operation is held back while any of its shields runs, and takes
-    /// effect when the last one ends. Shields nest; the innermost completes first. Code in the
-    /// shield that wants a token should use [`shield_with`](Self::shield_with) or
-    /// [`current()`](crate::current): the operation's own `cx` stays cancelled.
+    /// A cancelation of the operation is held back while any of its shields runs. Nested
+    /// shields end innermost first: a cancel that arrives during a shield takes effect at the
+    /// end of the outermost shield of the body, whichever context (a clone of `cx`, a helper
+    /// given `&cx`) opened the inner ones. Side by side shields (joined) all finish, and the
+    /// code after none of them runs. Code in the shield that wants a token should use
+    /// [`shield_with`](Self::shield_with) or [`current()`](crate::current): the operation's
+    /// own `cx` stays cancelled.
     ///
     /// ```
     /// use cancelable::{CancelKind, Operation};
@@ -424,7 +552,7 @@ impl OperationContext {
     /// assert!(FLUSHED.load(Ordering::SeqCst));
     /// assert_eq!(out.unwrap_err().reason().kind(), CancelKind::Shutdown);
     /// ```
-    pub fn shield<F: Future>(&self, future: F) -> Shield<F> {
+    pub fn shield<F: Future>(&self, future: F) -> Shield<F, K> {
         self.shield_with(|_| future)
     }
 
@@ -448,9 +576,9 @@ impl OperationContext {
     /// }));
     /// assert!(out.is_err()); // the body stopped at the shield's end
     /// ```
-    pub fn shield_with<F, Fut>(&self, f: F) -> Shield<Fut>
+    pub fn shield_with<F, Fut>(&self, f: F) -> Shield<Fut, K>
     where
-        F: FnOnce(OperationContext) -> Fut,
+        F: FnOnce(OperationContext<K>) -> Fut,
         Fut: Future,
     {
         let shielded = OperationContext {
@@ -485,7 +613,7 @@ impl OperationContext {
     /// .unwrap();
     /// assert_eq!(*seen.lock().unwrap(), [10, 20, 25]);
     /// ```
-    pub fn progress_stream<S: Stream>(&self, stream: S, every: u64) -> ProgressStream<S> {
+    pub fn progress_stream<S: Stream>(&self, stream: S, every: u64) -> ProgressStream<S, K> {
         ProgressStream::new(stream, self, every)
     }
 
@@ -517,6 +645,12 @@ impl OperationContext {
         self.shared.snapshot()
     }
 
+    pub(crate) fn is_main(&self) -> bool {
+        self.token == self.shared.token
+    }
+}
+
+impl OperationContext {
     /// The innermost operation whose body (or shield) is being polled on this thread; `None`
     /// outside every operation. The same as [`current()`](crate::current).
     ///
@@ -533,13 +667,9 @@ impl OperationContext {
     pub fn current() -> Option<OperationContext> {
         super::current::current()
     }
-
-    pub(crate) fn is_main(&self) -> bool {
-        self.token == self.shared.token
-    }
 }
 
-impl fmt::Debug for OperationContext {
+impl<K: Flavor> fmt::Debug for OperationContext<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OperationContext")
             .field("id", &self.shared.id)

@@ -1,6 +1,8 @@
 //! Progress reports: [`Progress`] and the [`ProgressStream`] helper.
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -11,8 +13,10 @@ use pin_project_lite::pin_project;
 use crate::ext::{StreamExt, TakeUntilCancelled};
 
 use super::context::OperationContext;
+use super::flavor::{Flavor, Sendable};
 
-/// One progress report: how much is done, out of how much if known, and a message.
+/// One progress report: how much is done, out of how much if known, a message, and metadata
+/// (a few key/value pairs: the file being read, the latest item).
 ///
 /// ```
 /// use cancelable::Progress;
@@ -21,6 +25,10 @@ use super::context::OperationContext;
 /// assert_eq!(p.to_string(), "3/12 rows (25%)");
 /// assert_eq!(p.fraction(), Some(0.25));
 /// assert_eq!(Progress::new(7, None, "").to_string(), "7");
+///
+/// let p = Progress::new(3, Some(12), "rows").with_metadata("file", "b.csv");
+/// assert_eq!(p.metadata["file"], "b.csv");
+/// assert_eq!(p.to_string(), "3/12 rows (25%) [file=b.csv]");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -31,6 +39,13 @@ pub struct Progress {
     pub total: Option<u64>,
     /// What the units are, or what is happening (`"rows"`, `"flushing"`).
     pub message: Cow<'static, str>,
+    /// Details of this report, by key (empty unless set: an empty map allocates nothing).
+    /// With `serde` it is left out of the JSON when empty.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "BTreeMap::is_empty")
+    )]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Progress {
@@ -45,7 +60,20 @@ impl Progress {
             done,
             total,
             message: message.into(),
+            metadata: BTreeMap::new(),
         }
+    }
+
+    /// Adds a metadata pair (a second value for a key replaces the first).
+    ///
+    /// ```
+    /// use cancelable::Progress;
+    /// let p = Progress::new(1, None, "files").with_metadata("file", "a.txt").with_metadata("bytes", "512");
+    /// assert_eq!(p.metadata.len(), 2);
+    /// ```
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
     }
 
     /// `done / total`, when the total is known and not zero.
@@ -74,6 +102,13 @@ impl fmt::Display for Progress {
         if let Some(total) = self.total.filter(|&total| total > 0) {
             write!(f, " ({}%)", self.done.saturating_mul(100) / total)?;
         }
+        for (i, (key, value)) in self.metadata.iter().enumerate() {
+            let open = if i == 0 { " [" } else { ", " };
+            write!(f, "{open}{key}={value}")?;
+        }
+        if !self.metadata.is_empty() {
+            f.write_str("]")?;
+        }
         Ok(())
     }
 }
@@ -82,10 +117,10 @@ pin_project! {
     /// The stream of [`OperationContext::progress_stream`]: the items of the inner stream,
     /// reporting progress every N of them, ending when the context's token is cancelled.
     #[must_use = "streams do nothing unless polled"]
-    pub struct ProgressStream<S> {
+    pub struct ProgressStream<S, K: Flavor = Sendable> {
         #[pin]
         inner: TakeUntilCancelled<S>,
-        cx: OperationContext,
+        cx: OperationContext<K>,
         every: u64,
         count: u64,
         reported: u64,
@@ -94,8 +129,8 @@ pin_project! {
     }
 }
 
-impl<S: Stream> ProgressStream<S> {
-    pub(crate) fn new(stream: S, cx: &OperationContext, every: u64) -> Self {
+impl<S: Stream, K: Flavor> ProgressStream<S, K> {
+    pub(crate) fn new(stream: S, cx: &OperationContext<K>, every: u64) -> Self {
         let total = match stream.size_hint() {
             (lower, Some(upper)) if lower == upper => Some(lower as u64),
             _ => None,
@@ -148,7 +183,7 @@ impl<S: Stream> ProgressStream<S> {
     }
 }
 
-impl<S: Stream> Stream for ProgressStream<S> {
+impl<S: Stream, K: Flavor> Stream for ProgressStream<S, K> {
     type Item = S::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
@@ -178,13 +213,13 @@ impl<S: Stream> Stream for ProgressStream<S> {
     }
 }
 
-impl<S: Stream> FusedStream for ProgressStream<S> {
+impl<S: Stream, K: Flavor> FusedStream for ProgressStream<S, K> {
     fn is_terminated(&self) -> bool {
         self.inner.is_terminated()
     }
 }
 
-impl<S> fmt::Debug for ProgressStream<S> {
+impl<S, K: Flavor> fmt::Debug for ProgressStream<S, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProgressStream")
             .field("operation", self.cx.id())

@@ -1,7 +1,6 @@
 //! The futures of [`Operation::run`](crate::Operation::run) and
 //! [`Operation::try_run`](crate::Operation::try_run), and [`OperationError`].
 
-use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::fmt;
@@ -15,13 +14,8 @@ use crate::reason::{CancelReason, Cancelled};
 use crate::wait::WaitForCancellationFutureOwned;
 
 use super::context::OperationContext;
+use super::flavor::{BoxedSource, Flavor, Sendable};
 use super::status::OperationStatus;
-
-/// A `cancel_on` source: any future, and the reason it cancels with when it completes.
-pub(crate) struct Source {
-    pub(crate) future: Pin<Box<dyn Future<Output = ()> + Send>>,
-    pub(crate) reason: CancelReason,
-}
 
 /// How the driver ended: the body's output, or the operation's cancelation.
 enum Ended<O> {
@@ -30,24 +24,42 @@ enum Ended<O> {
 }
 
 pin_project! {
+    /// The body: its closure until the first poll calls it (inside the operation, so
+    /// `current()` and the recorded parent are those of where it runs), then its future.
+    #[project = BodyProj]
+    enum Body<F, Fut> {
+        NotStarted { start: Option<F> },
+        Started { #[pin] future: Fut },
+        Ended,
+    }
+}
+
+impl<F, Fut> Body<F, Fut> {
+    fn has_ended(&self) -> bool {
+        matches!(self, Body::Ended)
+    }
+}
+
+pin_project! {
     /// Drives one body: starts the operation, polls its sources, drops the body at cancelation
     /// (unless shielded), records panics and early drops. `Run`/`TryRun` record the outcome.
-    struct Driver<Fut> {
-        cx: OperationContext,
+    struct Driver<F, Fut, K: Flavor> {
+        cx: OperationContext<K>,
         #[pin]
-        body: Option<Fut>,
-        sources: Vec<Source>,
+        body: Body<F, Fut>,
+        sources: Vec<BoxedSource<K>>,
         #[pin]
         waiter: WaitForCancellationFutureOwned,
+        parent: ParentLink,
         started: bool,
     }
 
-    impl<Fut> PinnedDrop for Driver<Fut> {
+    impl<F, Fut, K: Flavor> PinnedDrop for Driver<F, Fut, K> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.body.is_some() {
+            if !this.body.has_ended() {
                 // Dropped before it ended: whoever holds a clone of the token learns it is over.
-                this.body.set(None);
+                this.body.set(Body::Ended);
                 this.cx.shared.finish_cancelled(
                     CancelReason::manual().with_message("the operation's future was dropped before it finished"),
                 );
@@ -56,43 +68,57 @@ pin_project! {
     }
 }
 
-impl<Fut: Future> Driver<Fut> {
-    fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+impl<F, Fut, K> Driver<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    fn new(cx: OperationContext<K>, start: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             waiter: cx.token.clone().cancelled_owned(),
             cx,
-            body: Some(body),
+            body: Body::NotStarted { start: Some(start) },
             sources,
+            parent: ParentLink::new(),
             started: false,
         }
     }
 
     fn poll_drive(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended<Fut::Output>> {
         let mut this = self.project();
-        let Some(body) = this.body.as_mut().as_pin_mut() else {
+        if this.body.has_ended() {
             panic!("an operation's future polled after completion");
-        };
+        }
         let shared = &this.cx.shared;
         if !*this.started {
             *this.started = true;
-            shared.start();
+            let (parent_id, parent) = innermost().unzip();
+            if shared.start(parent_id) {
+                this.parent.link(parent.expect("recorded with its id"));
+            }
         }
         if shared.token.is_cancelled() {
             // The first cancelation wins; the sources cannot change anything any more.
             this.sources.clear();
         } else {
-            this.sources
-                .retain_mut(|source| match source.future.as_mut().poll(cx) {
-                    Poll::Pending => true,
-                    Poll::Ready(()) => {
-                        shared.token.cancel_with(source.reason.clone());
-                        false
-                    }
-                });
+            if let Some(reason) = this.parent.poll_cancelled(cx) {
+                shared.token.cancel_with(reason);
+            }
+            if !this.sources.is_empty() {
+                this.sources
+                    .retain_mut(|source| match source.as_mut().poll(cx) {
+                        Poll::Pending => true,
+                        Poll::Ready(reason) => {
+                            shared.token.cancel_with(reason);
+                            false
+                        }
+                    });
+            }
         }
         if !shared.must_stop() {
-            if let Poll::Ready(output) = poll_body(this.cx, body, cx) {
-                this.body.set(None);
+            if let Poll::Ready(output) = poll_body(this.cx, this.body.as_mut(), cx) {
+                this.body.set(Body::Ended);
                 this.sources.clear();
                 return Poll::Ready(Ended::Finished(output));
             }
@@ -105,7 +131,7 @@ impl<Fut: Future> Driver<Fut> {
                 return Poll::Pending;
             }
         }
-        this.body.set(None);
+        this.body.set(Body::Ended);
         this.sources.clear();
         let reason = shared.token.reason().unwrap_or_default();
         shared.finish(OperationStatus::Cancelled, Some(reason.clone()), None);
@@ -113,19 +139,47 @@ impl<Fut: Future> Driver<Fut> {
     }
 }
 
+/// Calls the body's closure if this is its first poll, then polls its future.
+fn start_and_poll<F, Fut, K>(
+    op: &OperationContext<K>,
+    mut body: Pin<&mut Body<F, Fut>>,
+    cx: &mut Context<'_>,
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    if let BodyProj::NotStarted { start } = body.as_mut().project() {
+        let start = start.take().expect("a body's closure is called once");
+        body.set(Body::Started {
+            future: start(op.clone()),
+        });
+    }
+    match body.project() {
+        BodyProj::Started { future } => future.poll(cx),
+        _ => unreachable!("the body was started above"),
+    }
+}
+
 /// One poll of the body with `current()` set and, with `std`, a panic recorded as `Failed`
 /// before it resumes.
 #[cfg(feature = "std")]
-fn poll_body<Fut: Future>(
-    op: &OperationContext,
-    body: Pin<&mut Fut>,
+fn poll_body<F, Fut, K>(
+    op: &OperationContext<K>,
+    body: Pin<&mut Body<F, Fut>>,
     cx: &mut Context<'_>,
-) -> Poll<Fut::Output> {
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _current = super::current::enter(op);
         #[cfg(feature = "tracing")]
         let _span = op.shared.span.enter();
-        body.poll(cx)
+        start_and_poll(op, body, cx)
     }));
     match polled {
         Ok(poll) => poll,
@@ -152,36 +206,64 @@ fn panic_message(payload: &(dyn core::any::Any + Send)) -> alloc::string::String
 }
 
 #[cfg(not(feature = "std"))]
-fn poll_body<Fut: Future>(
-    op: &OperationContext,
-    body: Pin<&mut Fut>,
+fn poll_body<F, Fut, K>(
+    op: &OperationContext<K>,
+    body: Pin<&mut Body<F, Fut>>,
     cx: &mut Context<'_>,
-) -> Poll<Fut::Output> {
-    use crate::sync::Ordering;
-    struct Polling<'a>(&'a crate::sync::AtomicUsize);
-    impl Drop for Polling<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    op.shared.body_polls.fetch_add(1, Ordering::AcqRel);
-    let _polling = Polling(&op.shared.body_polls);
+) -> Poll<Fut::Output>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    let _polling = super::context::Polling::enter(&op.shared.body_polls);
     #[cfg(feature = "tracing")]
     let _span = op.shared.span.enter();
-    body.poll(cx)
+    start_and_poll(op, body, cx)
 }
+
+/// Without `std` there is no `current()`: an operation's parents are the ones it was built
+/// with, so there is no operation polling it to link to at the first poll.
+#[cfg(not(feature = "std"))]
+fn innermost() -> Option<(super::status::OperationId, crate::CancellationToken)> {
+    None
+}
+
+#[cfg(not(feature = "std"))]
+struct ParentLink;
+
+#[cfg(not(feature = "std"))]
+impl ParentLink {
+    fn new() -> Self {
+        ParentLink
+    }
+
+    fn link(&mut self, _: crate::CancellationToken) {}
+
+    fn poll_cancelled(&mut self, _: &mut Context<'_>) -> Option<CancelReason> {
+        None
+    }
+}
+
+#[cfg(feature = "std")]
+use super::current::{ParentLink, innermost};
 
 pin_project! {
     /// The future of [`Operation::run`](crate::Operation::run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct Run<Fut> {
+    pub struct Run<F, Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut>,
+        driver: Driver<F, Fut, K>,
     }
 }
 
-impl<Fut: Future> Run<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+impl<F, Fut, K> Run<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    pub(crate) fn new(cx: OperationContext<K>, body: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -197,12 +279,17 @@ impl<Fut: Future> Run<Fut> {
     /// futures_lite::future::block_on(run).unwrap();
     /// assert_eq!(cx.status(), OperationStatus::Completed);
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.driver.cx
     }
 }
 
-impl<T, Fut: Future<Output = Result<T, Cancelled>>> Future for Run<Fut> {
+impl<T, F, Fut, K> Future for Run<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future<Output = Result<T, Cancelled>>,
+    K: Flavor,
+{
     type Output = Result<T, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -224,7 +311,7 @@ impl<T, Fut: Future<Output = Result<T, Cancelled>>> Future for Run<Fut> {
     }
 }
 
-impl<Fut> fmt::Debug for Run<Fut> {
+impl<F, Fut, K: Flavor> fmt::Debug for Run<F, Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
             .field("operation", &self.driver.cx)
@@ -235,14 +322,19 @@ impl<Fut> fmt::Debug for Run<Fut> {
 pin_project! {
     /// The future of [`Operation::try_run`](crate::Operation::try_run).
     #[must_use = "futures do nothing unless polled"]
-    pub struct TryRun<Fut> {
+    pub struct TryRun<F, Fut, K: Flavor = Sendable> {
         #[pin]
-        driver: Driver<Fut>,
+        driver: Driver<F, Fut, K>,
     }
 }
 
-impl<Fut: Future> TryRun<Fut> {
-    pub(crate) fn new(cx: OperationContext, body: Fut, sources: Vec<Source>) -> Self {
+impl<F, Fut, K> TryRun<F, Fut, K>
+where
+    F: FnOnce(OperationContext<K>) -> Fut,
+    Fut: Future,
+    K: Flavor,
+{
+    pub(crate) fn new(cx: OperationContext<K>, body: F, sources: Vec<BoxedSource<K>>) -> Self {
         Self {
             driver: Driver::new(cx, body, sources),
         }
@@ -255,13 +347,14 @@ impl<Fut: Future> TryRun<Fut> {
     /// let run = Operation::new("t").try_run(|_| async { Ok::<_, std::io::Error>(()) });
     /// assert_eq!(run.context().name(), "t");
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.driver.cx
     }
 }
 
-impl<T, E, Fut> Future for TryRun<Fut>
+impl<T, E, F, Fut, K: Flavor> Future for TryRun<F, Fut, K>
 where
+    F: FnOnce(OperationContext<K>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: fmt::Display,
 {
@@ -294,7 +387,7 @@ where
     }
 }
 
-impl<Fut> fmt::Debug for TryRun<Fut> {
+impl<F, Fut, K: Flavor> fmt::Debug for TryRun<F, Fut, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryRun")
             .field("operation", &self.driver.cx)

@@ -5,10 +5,13 @@
 //! operation is cancelled by then, the shield does not return its output; it stays pending, and
 //! the run future, which polls the body, sees the cancelation without a shield and drops the body
 //! in that same poll. So the statement after the `.await` never runs, and no wake-up is needed.
-//! A shield parks only when it is polled inside its operation's run future (otherwise nothing
-//! would ever drop it) and only when opened from the operation's own context (a shield nested in
-//! a shield returns normally to the outer shield, which then decides).
-
+//!
+//! A shield parks only where that drop is sure to come:
+//! * when it is polled inside its operation's run future (otherwise nothing would ever drop it),
+//! * when it was opened from the operation's own context, not from a shield's,
+//! * and when it is not polled inside another shield of the same operation: nested shields end
+//!   innermost first, so an inner one returns to the outer one, which parks at its own end. An
+//!   inner shield that parked would keep the outer one, and so the body, running forever.
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -19,20 +22,21 @@ use pin_project_lite::pin_project;
 use crate::sync::Ordering;
 
 use super::context::OperationContext;
+use super::flavor::{Flavor, Sendable};
 
 pin_project! {
     /// The future of [`OperationContext::shield`] and [`OperationContext::shield_with`].
     #[must_use = "futures do nothing unless polled"]
-    pub struct Shield<F> {
+    pub struct Shield<F, K: Flavor = Sendable> {
         #[pin]
         future: Option<F>,
-        shielded: OperationContext,
+        shielded: OperationContext<K>,
         guards_body: bool,
         entered: bool,
         parked: bool,
     }
 
-    impl<F> PinnedDrop for Shield<F> {
+    impl<F, K: Flavor> PinnedDrop for Shield<F, K> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if *this.entered {
@@ -42,8 +46,8 @@ pin_project! {
     }
 }
 
-impl<F: Future> Shield<F> {
-    pub(crate) fn new(future: F, shielded: OperationContext, guards_body: bool) -> Self {
+impl<F: Future, K: Flavor> Shield<F, K> {
+    pub(crate) fn new(future: F, shielded: OperationContext<K>, guards_body: bool) -> Self {
         Self {
             future: Some(future),
             shielded,
@@ -66,12 +70,12 @@ impl<F: Future> Shield<F> {
     /// }))
     /// .unwrap();
     /// ```
-    pub fn context(&self) -> &OperationContext {
+    pub fn context(&self) -> &OperationContext<K> {
         &self.shielded
     }
 }
 
-impl<F: Future> Future for Shield<F> {
+impl<F: Future, K: Flavor> Future for Shield<F, K> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -90,6 +94,8 @@ impl<F: Future> Future for Shield<F> {
         let output = {
             #[cfg(feature = "std")]
             let _current = super::current::enter(this.shielded);
+            #[cfg(not(feature = "std"))]
+            let _polling = super::context::Polling::enter(&shared.shield_polls);
             match future.poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(output) => output,
@@ -98,7 +104,7 @@ impl<F: Future> Future for Shield<F> {
         this.future.set(None);
         *this.entered = false;
         shared.shield_depth.fetch_sub(1, Ordering::AcqRel);
-        if *this.guards_body && shared.token.is_cancelled() && polled_by_run(this.shielded) {
+        if *this.guards_body && shared.token.is_cancelled() && ends_the_body_here(this.shielded) {
             *this.parked = true;
             return Poll::Pending;
         }
@@ -106,17 +112,24 @@ impl<F: Future> Future for Shield<F> {
     }
 }
 
+/// `true` if the shield that just ended was polled by its operation's run future (through the
+/// body) and not inside another shield of the same operation.
 #[cfg(feature = "std")]
-fn polled_by_run(cx: &OperationContext) -> bool {
-    super::current::is_running_body(&cx.shared)
+fn ends_the_body_here<K: Flavor>(cx: &OperationContext<K>) -> bool {
+    super::current::polled_in_body_outside_shields(&cx.shared)
 }
 
+/// Without `std` there is no per-thread stack: the counts of body and shield polls in progress
+/// answer it, exactly on one thread (several threads polling one operation's body and a shield
+/// of it at the same moment can make a shield return instead of parking; the body then stops at
+/// its next poll).
 #[cfg(not(feature = "std"))]
-fn polled_by_run(cx: &OperationContext) -> bool {
+fn ends_the_body_here<K: Flavor>(cx: &OperationContext<K>) -> bool {
     cx.shared.body_polls.load(Ordering::Acquire) > 0
+        && cx.shared.shield_polls.load(Ordering::Acquire) == 0
 }
 
-impl<F> fmt::Debug for Shield<F> {
+impl<F, K: Flavor> fmt::Debug for Shield<F, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shield")
             .field("operation", self.shielded.id())

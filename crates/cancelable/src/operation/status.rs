@@ -256,7 +256,8 @@ pub struct OperationSnapshot {
     pub progress: Option<Progress>,
     /// The builder's metadata.
     pub metadata: BTreeMap<String, String>,
-    /// The operation this one was started in (or made a child of).
+    /// The operation this one was made a child of or first polled in; its cancelation reaches
+    /// this one.
     pub parent_id: Option<OperationId>,
     /// When it started running (wall clock).
     #[cfg(feature = "std")]
@@ -267,6 +268,44 @@ pub struct OperationSnapshot {
     /// Time from start to end, or to the snapshot while it runs (monotonic clock).
     #[cfg(feature = "std")]
     pub duration: Option<core::time::Duration>,
+}
+
+impl OperationSnapshot {
+    /// A snapshot with these three fields and nothing else recorded (no reason, error,
+    /// progress, metadata, parent or times): for tests, mocks and snapshots from elsewhere.
+    /// The fields are public, so set the rest directly.
+    ///
+    /// ```
+    /// use cancelable::{CancelKind, CancelReason, OperationSnapshot, OperationStatus, Progress};
+    ///
+    /// let mut snap = OperationSnapshot::new("job-1", "nightly import", OperationStatus::Cancelled);
+    /// snap.reason = Some(CancelReason::timeout().with_message("took over 1h"));
+    /// snap.progress = Some(Progress::new(40, Some(100), "rows"));
+    /// assert_eq!(snap.id, "job-1");
+    /// assert_eq!(snap.reason.unwrap().kind(), CancelKind::Timeout);
+    /// ```
+    pub fn new(
+        id: impl Into<OperationId>,
+        name: impl Into<String>,
+        status: OperationStatus,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            status,
+            reason: None,
+            error: None,
+            progress: None,
+            metadata: BTreeMap::new(),
+            parent_id: None,
+            #[cfg(feature = "std")]
+            started_at: None,
+            #[cfg(feature = "std")]
+            ended_at: None,
+            #[cfg(feature = "std")]
+            duration: None,
+        }
+    }
 }
 
 #[cfg(feature = "serde")]
