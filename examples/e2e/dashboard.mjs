@@ -411,6 +411,7 @@ async function main() {
 
   cleanup();
   console.log(`dashboard e2e: all ${steps.length} steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`dashboard e2e: ${steps.length} passed, 0 failed`);
 }
 
 function cleanup() {
@@ -435,6 +436,7 @@ async function fail(err) {
   if (server && !server.exited) server.child.kill("SIGKILL");
   cleanup();
   console.error(`dashboard e2e: ${steps.length} steps passed, then "${current}" failed`);
+  console.log(`dashboard e2e: ${steps.length} passed, 1 failed`);
   process.exit(1);
 }
 
