@@ -1,6 +1,7 @@
 //! HTTP (issue 8, acceptance 7): requests per second on `/health` through cancelable-http
-//! against plain hyper on smol with the same handler, with 1 and 64 keep-alive connections,
-//! and the disconnect-to-cancel latency (median, p99 over 1,000 disconnects).
+//! against plain hyper on smol with the same handler and against axum 0.8 on a 2-worker tokio
+//! runtime, with 1 and 64 keep-alive connections, and the disconnect-to-cancel latency (median,
+//! p99 over 1,000 disconnects).
 //!
 //! `cargo bench -p cancelable-benches --bench http` (add `-- --quick` for a short run). The
 //! load is an in-process client on one thread over loopback; the servers run on smol's global
@@ -29,7 +30,12 @@ fn main() {
     } else {
         (Duration::from_secs(2), 5, 1000)
     };
-    let variants = [Variant::PlainHyper, Variant::Layer, Variant::Router];
+    let variants = [
+        Variant::PlainHyper,
+        Variant::Layer,
+        Variant::Router,
+        Variant::Axum,
+    ];
     println!(
         "## HTTP /health ({} run, {rounds} alternating rounds of {run:?}, medians)",
         if quick { "quick" } else { "full" }
@@ -40,12 +46,13 @@ fn main() {
     );
     println!();
     println!(
-        "| connections | {} | {} | {} | layer / plain |",
+        "| connections | {} | {} | {} | {} | layer / plain | router / axum |",
         variants[0].name(),
         variants[1].name(),
-        variants[2].name()
+        variants[2].name(),
+        variants[3].name()
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for connections in [1, 64] {
         let s = compare(&variants, connections, run, rounds);
         let cell = |x: &support::Sample| {
@@ -55,13 +62,17 @@ fn main() {
                 x.cpu_per_request.as_secs_f64() * 1e6
             )
         };
+        let cpu = |x: &support::Sample| x.cpu_per_request.as_secs_f64();
         println!(
-            "| {connections} | {} | {} | {} | {:.3} (CPU {:.3}) |",
+            "| {connections} | {} | {} | {} | {} | {:.3} (CPU {:.3}) | {:.3} (CPU {:.3}) |",
             cell(&s[0]),
             cell(&s[1]),
             cell(&s[2]),
+            cell(&s[3]),
             s[1].rps / s[0].rps,
-            s[0].cpu_per_request.as_secs_f64() / s[1].cpu_per_request.as_secs_f64(),
+            cpu(&s[0]) / cpu(&s[1]),
+            s[2].rps / s[3].rps,
+            cpu(&s[3]) / cpu(&s[2]),
         );
     }
     if std::env::var_os("HTTP_BENCH_PARTS").is_some() {

@@ -1,7 +1,10 @@
 //! The glue between hyper's runtime traits and smol's: [`FuturesIo`] lets hyper drive a
 //! futures-io stream (smol's `TcpStream`), [`HyperIo`] lets futures-io code (async-tungstenite)
 //! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), and [`SmolTimer`]
-//! and [`CoarseTimer`] give hyper async-io's timers (for the header read timeout).
+//! and [`CoarseTimer`] give hyper async-io's timers (for its header read timeout). They are
+//! for running hyper yourself around [`Server::layer`](crate::Server::layer);
+//! [`Server::serve`](crate::Server::serve) has its own transport, which also watches the peer
+//! and bounds each phase of a connection (see the [`server`](crate::server) docs).
 //!
 //! Written here rather than taken from smol-hyper: it is one page, the crate is
 //! `#![forbid(unsafe_code)]` (smol-hyper fills hyper's read buffer with `unsafe`; we copy through a
@@ -241,7 +244,8 @@ impl hyper::rt::Sleep for SmolSleep {}
 
 /// A coarse hyper [`Timer`](hyper::rt::Timer) for header read timeouts, shared by every
 /// connection of a server: one async-io timer (a ticker task) for all of them, instead of one
-/// per connection.
+/// per connection. [`Server::serve`](crate::Server::serve) keeps its connections' deadlines on
+/// one too.
 ///
 /// Why: hyper makes a new sleep for each request head. With [`SmolTimer`] each is an async-io
 /// timer, registered with the reactor (and the reactor woken) when first polled, and async-io's
@@ -320,25 +324,38 @@ async fn tick(table: std::sync::Weak<Table>, resolution: Duration) {
     }
 }
 
+impl CoarseTimer {
+    /// A sleep until `deadline`, unboxed, for the server's own deadlines.
+    pub(crate) fn sleep_at(&self, deadline: Instant) -> CoarseSleep {
+        CoarseSleep {
+            deadline,
+            table: self.table.clone(),
+            id: None,
+        }
+    }
+}
+
 impl hyper::rt::Timer for CoarseTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
         self.sleep_until(Instant::now() + duration)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(CoarseSleep {
-            deadline,
-            table: self.table.clone(),
-            id: None,
-        })
+        Box::pin(self.sleep_at(deadline))
     }
 }
 
 /// One of [`CoarseTimer`]'s sleeps: registered in the table while pending.
-struct CoarseSleep {
+pub(crate) struct CoarseSleep {
     deadline: Instant,
     table: Arc<Table>,
     id: Option<u64>,
+}
+
+impl CoarseSleep {
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
 }
 
 impl Future for CoarseSleep {

@@ -50,14 +50,15 @@
 //!
 //! | item | what it does |
 //! |---|---|
-//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; max connections, header read timeout, max body size; graceful shutdown ([`server`] module docs) |
+//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1; a disconnect seen whatever the client sent after its request; a bound on every phase (head, idle keep-alive, body, response), max connections, max body size, max streams, WebSocket limits, the executor; graceful shutdown ([`server`] module docs) |
 //! | [`Server::layer`] → [`RequestService`] | the request token for **any** hyper service, on any executor ([`request`] module docs) |
 //! | [`RequestContext`], [`request_token`] | a handler's way to its token; [`RequestContext::timeout`] |
 //! | [`Router`], [`Route`] | path + method routing (`404`/`405` as JSON), per-route timeouts, tracked routes |
 //! | [`read_body`], [`read_json`], [`query_param`], [`path_param`] | input, with `400`/`413` errors |
 //! | [`json`], [`html`], [`HttpError`] | output; a [`Cancelled`](cancelable::Cancelled) becomes `504`/`503` |
 //! | [`Jobs`] | background jobs: random ids, list/get/cancel, history, concurrency limit (`429`) |
-//! | [`sse`], [`websocket`] | streams that stop when the peer leaves |
+//! | [`sse`], [`websocket`] | streams that stop when the peer leaves, at most `max_streams` at once (`429`); WebSocket frame, message and idle limits (close `1009`, `1002`, `1007`, `1001`) |
+//! | [`policy`], [`AllowedHosts`], [`Server::guard`] | for servers browsers reach: the `Host` allow-list against DNS rebinding, cross-origin and JSON-only rules against CSRF ([`policy`] module docs) |
 //! | [`Server::stats`], [`Server::operations`] | counters and the live/finished operations for a dashboard |
 //! | [`io`] | the hyper ↔ futures-io glue and a hyper timer on async-io |
 //!
@@ -66,8 +67,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod connection;
+mod frame_limit;
 pub mod io;
 mod jobs;
+pub mod policy;
 pub mod request;
 mod response;
 mod router;
@@ -76,6 +80,7 @@ mod stream;
 
 pub use async_tungstenite::tungstenite::Message;
 pub use jobs::{CancelOutcome, JobError, JobInfo, Jobs};
+pub use policy::{AllowedHosts, Guard};
 pub use request::{
     RequestContext, RequestFuture, RequestService, query_param, read_body, read_json, request_token,
 };

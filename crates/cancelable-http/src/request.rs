@@ -2,10 +2,15 @@
 //! gets a [`RequestContext`] (a token that is a child of the server's) in its extensions, and
 //! turns the ways a request can end early into cancelations of that token:
 //!
-//! * the client goes away: hyper drops the in-flight service future (within about a millisecond
-//!   of the close); the future's drop guard cancels the token with `Disconnected`. A request
-//!   that produced its response has its guard disarmed first: **a normal response never
-//!   cancels**.
+//! * the client goes away: under [`Server::serve`](crate::Server::serve) the connection's
+//!   reader cancels the token with `Disconnected` within about a millisecond of the close,
+//!   whatever the client sent after its request (see the [`server`](crate::server) docs);
+//!   when hyper drops the in-flight service future, the future's drop guard does the same. A
+//!   request that produced its response has its guard disarmed first: **a normal response
+//!   never cancels**.
+//! * its body stops coming (under [`Server::serve`](crate::Server::serve)): after
+//!   `body_read_timeout` or below `min_body_rate` the token is cancelled with `Timeout` and
+//!   the client gets `408`.
 //! * the route's timeout ([`RequestContext::timeout`], [`Route::timeout`](crate::Route::timeout)):
 //!   the token is cancelled with `Timeout` and the client gets `504 {"error":"timeout"}`.
 //! * shutdown: the server token is cancelled with `Shutdown`, so is every request token, and the
@@ -15,8 +20,10 @@
 //! operations started with the token as parent, stop too); a handler that wants to finish a
 //! step first can watch the token itself or use an operation's shield.
 //!
-//! hyper notices a closed connection only while it is not waiting for request body bytes: read
-//! (and bound) the body with [`read_body`] / [`read_json`] before long work.
+//! With the layer alone on your own hyper connection, hyper notices a closed connection only
+//! while it holds no unread bytes: not after a stray CRLF or a pipelined request, and not
+//! while a request body waits for its handler. [`Server::serve`](crate::Server::serve)
+//! watches the socket itself and has no such gap.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -250,6 +257,13 @@ pin_project! {
     }
 }
 
+impl<F, B> RequestFuture<F, B> {
+    /// The request's token.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
 impl<F, B, E> Future for RequestFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
@@ -290,7 +304,7 @@ where
     }
 }
 
-fn small_response<B>(error: HttpError) -> Response<Either<B, Full<Bytes>>> {
+pub(crate) fn small_response<B>(error: HttpError) -> Response<Either<B, Full<Bytes>>> {
     let mut response = Response::new(Either::Right(Full::new(error.body_bytes())));
     *response.status_mut() = error.status();
     response.headers_mut().insert(
@@ -301,8 +315,9 @@ fn small_response<B>(error: HttpError) -> Response<Either<B, Full<Bytes>>> {
 }
 
 /// Reads the whole request body, at most the server's `max_body_size` bytes: `413` past it,
-/// `400` if the client sent a broken body. Read the body before long work: while body bytes
-/// are outstanding, hyper cannot notice that the client went away.
+/// `400` if the client sent a broken body. A client that leaves halfway cancels the request
+/// with `Disconnected` (under [`Server::serve`](crate::Server::serve)), so the handler is
+/// dropped before it sees that `400`.
 ///
 /// ```
 /// use cancelable_http::{Server, ServerConfig, read_body};
@@ -371,43 +386,21 @@ where
     serde_json::from_slice(text).map_err(|e| HttpError::bad_request(format!("invalid JSON: {e}")))
 }
 
-/// The value of query parameter `name` in `req`'s URI, percent-decoded (`+` is a space); `None`
-/// when absent. The first occurrence wins.
+/// The value of query parameter `name` in `req`'s URI, decoded as an HTML form does
+/// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte, invalid UTF-8 replaced
+/// by U+FFFD); a `%` not followed by two hex digits stays as it is. `None` when absent; the
+/// first occurrence wins.
 ///
 /// ```
-/// let req = hyper::Request::get("/process?steps=5&name=a%20b+c").body(()).unwrap();
+/// let req = hyper::Request::get("/process?steps=5&name=a%20b+c&odd=%+5").body(()).unwrap();
 /// assert_eq!(cancelable_http::query_param(&req, "steps").as_deref(), Some("5"));
 /// assert_eq!(cancelable_http::query_param(&req, "name").as_deref(), Some("a b c"));
+/// assert_eq!(cancelable_http::query_param(&req, "odd").as_deref(), Some("% 5"));
 /// assert_eq!(cancelable_http::query_param(&req, "other"), None);
 /// ```
 pub fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
     let query = req.uri().query()?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == name).then(|| decode(value))
-    })
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }

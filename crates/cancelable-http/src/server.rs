@@ -2,23 +2,62 @@
 //! [request layer](crate::request), enforces the limits of [`ServerConfig`] and shuts down
 //! gracefully.
 //!
+//! # Disconnects
+//!
+//! A client that leaves while its request is answered is noticed within milliseconds,
+//! whatever it sent after the request (a stray CRLF, a pipelined request, a body its handler
+//! has not read yet): the server reads ahead of hyper while a request is in flight (at most
+//! 16 KiB, kept for hyper in order), and the read that meets the end of the stream or an error
+//! cancels the request token with `Disconnected` before anything else hears of it. A body cut
+//! short by the client leaving therefore counts as a cancelled request, not as a `400`. A
+//! client with more than 16 KiB queued behind its request (a large body the handler does not
+//! read yet, a deep pipeline) is not read further until the handler catches up; on Linux and
+//! Android its FIN is still seen behind the unread bytes (`POLLRDHUP`, checked every 20 ms
+//! while the buffer is full), elsewhere only once the handler has read up to it.
+//!
+//! A FIN is a disconnect, also when the client only half-closed (`shutdown(SHUT_WR)`): the
+//! server cannot tell a half-close from a close, and treating the FIN as the client leaving
+//! is what stops work nobody waits for. The request in flight is cancelled and the
+//! connection closed without an answer; an answer that was complete before the FIN was read
+//! (the usual case for a handler that answers at once) is still delivered. A client that
+//! wants a slow answer keeps its sending side open until it has read it.
+//!
+//! # Bounds
+//!
+//! No phase of a connection can hold a connection slot past its bound in [`ServerConfig`]:
+//!
+//! | phase | bound | past it |
+//! |---|---|---|
+//! | the first request head, from the connection's start | `header_read_timeout` | connection closed |
+//! | idle between a response and the next request's first byte | `idle_timeout` | connection closed |
+//! | a later request head, from its first byte | `header_read_timeout` | connection closed |
+//! | a request body the handler waits for | `body_read_timeout` and `min_body_rate` | request cancelled with `Timeout`; `408` and the connection closed (only closed if a response started) |
+//! | a response the client does not read | `send_timeout` | connection closed |
+//!
+//! The time a handler takes is the route's business ([`Route::timeout`](crate::Route::timeout)).
+//! Deadlines are checked on a timer shared by all connections, up to 1/8 of the shortest
+//! bound late (at least 5 ms, at most 1 s). After a WebSocket upgrade the connection leaves
+//! these bounds: the stream has its own.
+//!
+//! # Shutdown
+//!
 //! Shutdown, when the token given to [`Server::serve`] is cancelled (by a signal, a test, an
 //! admin route):
-//! 1. the accept loop stops: no new connections;
+//! 1. the listener closes: new clients are refused at once;
 //! 2. the server token is cancelled with `Shutdown`, so every request token, job and stream
-//!    (all its descendants) is; each connection is told to finish (hyper's graceful shutdown:
-//!    idle keep-alive connections close at once, busy ones after their response);
+//!    (all its descendants) is; connections with no request in flight (idle keep-alive,
+//!    half-sent request heads) close at once, busy ones after their response (`503` for a
+//!    request that was cancelled);
 //! 3. the runner waits through the [`TaskTracker`] of every connection, job and stream for at
 //!    most the grace period (`cancelable_smol::shutdown`), then returns its [`ShutdownReport`].
+//!    The grace is for requests in flight and what they started.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::task::Poll;
 use std::time::Duration;
 
 use cancelable::{
@@ -27,12 +66,13 @@ use cancelable::{
 use cancelable_smol::ShutdownReport;
 use futures_lite::FutureExt as _;
 use hyper::body::{Body as HttpBody, Incoming};
-use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response};
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 
-use crate::io::{CoarseTimer, FuturesIo};
+use crate::connection;
+use crate::io::CoarseTimer;
+use crate::policy::{AllowedHosts, Bound};
 use crate::request::{RequestContext, RequestService};
 use crate::response::BoxError;
 
@@ -58,9 +98,9 @@ pub struct ServerConfig {
     /// Connections served at once (1,024). At the limit the server stops accepting until one
     /// closes; new clients wait in the kernel's listen backlog.
     pub max_connections: usize,
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// keep-alive connection stays open (10 s); then hyper closes the connection. Checked
-    /// coarsely (up to 1/8 of it late, see [`CoarseTimer`]).
+    /// How long a client may take to send a request head (10 s): counted from the connection's
+    /// start for its first request, from the head's first byte for later ones. Past it the
+    /// connection is closed without a response.
     pub header_read_timeout: Duration,
     /// The largest request body accepted, in bytes (1 MiB): a larger `content-length` gets
     /// `413` before the handler runs, and [`read_body`](crate::read_body) stops reading there.
@@ -73,6 +113,57 @@ pub struct ServerConfig {
     pub job_history: usize,
     /// How long an SSE stream may stay silent before a keep-alive comment goes out (15 s).
     pub keep_alive: Duration,
+    /// How long a keep-alive connection may sit idle between a response and the first byte of
+    /// the next request (30 s); then it is closed without a response.
+    pub idle_timeout: Duration,
+    /// The longest the server waits for request body bytes that the handler asked for (30 s).
+    /// Past it the request is cancelled with `Timeout` and the client gets
+    /// `408 {"error": "..."}` and a closed connection (or only the close, when a response has
+    /// started already).
+    pub body_read_timeout: Duration,
+    /// The slowest request body accepted, in bytes per second (256; `0` turns the check off):
+    /// once [`body_read_timeout`](ServerConfig::body_read_timeout) has passed since the
+    /// handler first asked for the body, the body must have kept up with this rate on average,
+    /// or the request ends as for `body_read_timeout`. Stops clients that trickle a byte now
+    /// and then to hold a connection for hours.
+    pub min_body_rate: u64,
+    /// The longest a response may make no progress because the client does not read it (30 s);
+    /// then the connection is closed (and the request in flight, if any, cancelled with
+    /// `Timeout`).
+    pub send_timeout: Duration,
+
+    // Browser safety, stream bounds and the executor (the `policy` and `stream` modules).
+    /// The names a request's `Host` may carry ([`AllowedHosts::any`] by default): another
+    /// name gets `400`. Applied by the [`Router`](crate::Router) and [`Server::guard`]
+    /// (see the [`policy`](crate::policy) module), which also refuse an HTTP/1.1 request
+    /// without `Host` or any request with two, with `400`, whatever this setting.
+    pub allowed_hosts: AllowedHosts,
+    /// Refuse cross-origin requests that change state (off by default): a request with a
+    /// method other than `GET`, `HEAD` or `OPTIONS` whose `Sec-Fetch-Site` says another site,
+    /// or whose `Origin` does not match its `Host`, and a WebSocket handshake whose `Origin`
+    /// does not match, get `403`.
+    pub cross_origin_protection: bool,
+    /// Require `Content-Type: application/json` on `POST` requests with a body (off by
+    /// default): another type gets `415`. Browsers send JSON cross-site only after a CORS
+    /// preflight, which this server does not grant, so forms and `text/plain` posts from other
+    /// sites cannot reach a handler.
+    pub require_json_posts: bool,
+    /// SSE and WebSocket streams open at once (256): one more gets `429` at once.
+    pub max_streams: usize,
+    /// The largest WebSocket frame payload a peer may send, in bytes (1 MiB): a larger frame
+    /// header closes the WebSocket with `1009` before its payload is read.
+    pub max_websocket_frame: usize,
+    /// The largest WebSocket message a peer may send, in bytes, all its fragments together
+    /// (1 MiB): the frame header that goes past it closes the WebSocket with `1009`.
+    pub max_websocket_message: usize,
+    /// How long a WebSocket peer may stay silent (60 s): after half of it the server sends a
+    /// ping, after all of it the server closes with `1001` and cancels the stream with
+    /// `Timeout`.
+    pub websocket_idle_timeout: Duration,
+    /// Where the server runs its connections, streams and jobs: smol's global executor when
+    /// `None` (the default; one thread unless `SMOL_THREADS` says more), or an executor of
+    /// yours, run on as many threads as you like.
+    pub executor: Option<Arc<smol::Executor<'static>>>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +176,19 @@ impl Default for ServerConfig {
             request_history: 100,
             job_history: 100,
             keep_alive: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_rate: 256,
+            send_timeout: Duration::from_secs(30),
+
+            allowed_hosts: AllowedHosts::any(),
+            cross_origin_protection: false,
+            require_json_posts: false,
+            max_streams: 256,
+            max_websocket_frame: 1024 * 1024,
+            max_websocket_message: 1024 * 1024,
+            websocket_idle_timeout: Duration::from_secs(60),
+            executor: None,
         }
     }
 }
@@ -164,6 +268,142 @@ impl ServerConfig {
         self.keep_alive = every.max(Duration::from_millis(1));
         self
     }
+
+    /// Sets [`idle_timeout`](ServerConfig::idle_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().idle_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.idle_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn idle_timeout(mut self, limit: Duration) -> Self {
+        self.idle_timeout = limit.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`body_read_timeout`](ServerConfig::body_read_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().body_read_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.body_read_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn body_read_timeout(mut self, limit: Duration) -> Self {
+        self.body_read_timeout = limit.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`min_body_rate`](ServerConfig::min_body_rate), in bytes per second.
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().min_body_rate(0).min_body_rate, 0);
+    /// ```
+    pub fn min_body_rate(mut self, bytes_per_second: u64) -> Self {
+        self.min_body_rate = bytes_per_second;
+        self
+    }
+
+    /// Sets [`send_timeout`](ServerConfig::send_timeout) (at least 1 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().send_timeout(Duration::from_secs(5));
+    /// assert_eq!(c.send_timeout, Duration::from_secs(5));
+    /// ```
+    pub fn send_timeout(mut self, limit: Duration) -> Self {
+        self.send_timeout = limit.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`allowed_hosts`](ServerConfig::allowed_hosts).
+    ///
+    /// ```
+    /// use cancelable_http::{AllowedHosts, ServerConfig};
+    /// let c = ServerConfig::default().allowed_hosts(AllowedHosts::local().and("app.example"));
+    /// assert!(!c.allowed_hosts.is_any());
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// Sets [`cross_origin_protection`](ServerConfig::cross_origin_protection).
+    ///
+    /// ```
+    /// assert!(cancelable_http::ServerConfig::default().cross_origin_protection(true).cross_origin_protection);
+    /// ```
+    pub fn cross_origin_protection(mut self, on: bool) -> Self {
+        self.cross_origin_protection = on;
+        self
+    }
+
+    /// Sets [`require_json_posts`](ServerConfig::require_json_posts).
+    ///
+    /// ```
+    /// assert!(cancelable_http::ServerConfig::default().require_json_posts(true).require_json_posts);
+    /// ```
+    pub fn require_json_posts(mut self, on: bool) -> Self {
+        self.require_json_posts = on;
+        self
+    }
+
+    /// Sets [`max_streams`](ServerConfig::max_streams).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().max_streams(8).max_streams, 8);
+    /// ```
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// Sets [`max_websocket_frame`](ServerConfig::max_websocket_frame).
+    ///
+    /// ```
+    /// let c = cancelable_http::ServerConfig::default().max_websocket_frame(16 * 1024);
+    /// assert_eq!(c.max_websocket_frame, 16 * 1024);
+    /// ```
+    pub fn max_websocket_frame(mut self, bytes: usize) -> Self {
+        self.max_websocket_frame = bytes;
+        self
+    }
+
+    /// Sets [`max_websocket_message`](ServerConfig::max_websocket_message).
+    ///
+    /// ```
+    /// let c = cancelable_http::ServerConfig::default().max_websocket_message(64 * 1024);
+    /// assert_eq!(c.max_websocket_message, 64 * 1024);
+    /// ```
+    pub fn max_websocket_message(mut self, bytes: usize) -> Self {
+        self.max_websocket_message = bytes;
+        self
+    }
+
+    /// Sets [`websocket_idle_timeout`](ServerConfig::websocket_idle_timeout) (at least 2 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().websocket_idle_timeout(Duration::from_secs(30));
+    /// assert_eq!(c.websocket_idle_timeout, Duration::from_secs(30));
+    /// ```
+    pub fn websocket_idle_timeout(mut self, limit: Duration) -> Self {
+        self.websocket_idle_timeout = limit.max(Duration::from_millis(2));
+        self
+    }
+
+    /// Sets [`executor`](ServerConfig::executor): the server's tasks run on `executor`, which
+    /// you run on threads of your own (see the web_app example for all cores).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let executor = Arc::new(smol::Executor::new());
+    /// let c = cancelable_http::ServerConfig::default().executor(executor.clone());
+    /// assert!(c.executor.is_some());
+    /// ```
+    pub fn executor(mut self, executor: Arc<smol::Executor<'static>>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
 }
 
 /// Live counters, updated with relaxed atomics on the request path.
@@ -187,11 +427,23 @@ pub(crate) struct State {
     pub(crate) requests: Registry,
     pub(crate) streams: Registry,
     pub(crate) jobs: Registry,
-    /// The header read timeout's timer, shared by every connection.
+    /// The timer of every connection's deadlines.
     pub(crate) timer: CoarseTimer,
+    /// The addresses `serve` listens on: allowed `Host` values.
+    pub(crate) bound: Bound,
 }
 
-/// The counters of `GET /stats` (SPEC §5), serialised with exactly these field names.
+impl State {
+    /// Runs `task` on the configured executor, or smol's global one.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        match &self.config.executor {
+            Some(executor) => executor.spawn(task).detach(),
+            None => smol::spawn(task).detach(),
+        }
+    }
+}
+
+/// The counters of `GET /stats`, serialised with exactly these field names (clients read them).
 ///
 /// ```
 /// use cancelable_http::{Server, ServerConfig};
@@ -330,12 +582,9 @@ impl Server {
             requests: Registry::with_history(config.request_history),
             streams: Registry::with_history(config.request_history),
             jobs: Registry::with_history(config.job_history),
-            // Header timeouts fire up to 1/8 of the limit late (at most 1 s, at least 5 ms).
-            timer: CoarseTimer::new(
-                (config.header_read_timeout / 8)
-                    .clamp(Duration::from_millis(5), Duration::from_secs(1)),
-            ),
+            timer: connection::timer_for(&config),
             config,
+            bound: Bound::default(),
         };
         Self {
             state: Arc::new(state),
@@ -517,6 +766,9 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let state = &self.state;
+        if let Ok(addr) = listener.local_addr() {
+            state.bound.add(addr.ip());
+        }
         let permits = Arc::new(smol::lock::Semaphore::new(state.config.max_connections));
         let stop = async {
             futures_lite::future::or(shutdown.cancelled(), state.token.cancelled()).await;
@@ -543,11 +795,17 @@ impl Server {
             let service = self.layer(service.clone());
             let conn_state = state.clone();
             let task = state.tracker.track_future(async move {
-                connection(stream, service, &conn_state).await;
+                conn_state.stats.connections.fetch_add(1, Relaxed);
+                let _open = Open(&conn_state.stats.connections);
+                let socket: Arc<smol::Async<std::net::TcpStream>> = stream.into();
+                let _ = socket.get_ref().set_nodelay(true);
+                connection::serve(socket, service, &conn_state).await;
                 drop(permit);
             });
-            smol::spawn(task).detach();
+            state.spawn(task);
         }
+        // New clients are refused from now on, not left waiting in the backlog.
+        drop(listener);
         let why = match shutdown.reason() {
             Some(reason) => format!("server stopping ({reason})"),
             None => "server stopping".to_owned(),
@@ -571,46 +829,21 @@ impl Server {
 /// });
 /// ```
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    // The standard library listens with a backlog of 128. A burst of clients larger than that,
+    // arriving while the accept loop is busy for a moment, overflows it, and each client whose
+    // SYN is dropped waits a full second for its retransmission. Listening again only raises
+    // the backlog (the kernel caps it at `net.core.somaxconn`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    rustix::net::listen(&listener, BACKLOG)?;
+    Ok(listener)
 }
 
-/// Serves one connection until it closes, switching to hyper's graceful shutdown when the
-/// server token is cancelled.
-async fn connection<S, B>(stream: TcpStream, service: RequestService<S>, state: &State)
-where
-    S: Service<Request<Incoming>, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-    B: HttpBody<Data = bytes::Bytes> + 'static,
-    B::Error: Into<BoxError>,
-{
-    state.stats.connections.fetch_add(1, Relaxed);
-    let _open = Open(&state.stats.connections);
-    let _ = stream.set_nodelay(true);
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(state.timer.clone())
-        .header_read_timeout(state.config.header_read_timeout)
-        .keep_alive(true);
-    let conn = builder
-        .serve_connection(FuturesIo::new(stream), service)
-        .with_upgrades();
-    let mut conn = pin!(conn);
-    let mut stopping = pin!(state.token.cancelled());
-    let mut graceful = false;
-    let _ = std::future::poll_fn(|cx| {
-        if !graceful && stopping.as_mut().poll(cx).is_ready() {
-            graceful = true;
-            conn.as_mut().graceful_shutdown();
-        }
-        match conn.as_mut().poll(cx) {
-            Poll::Ready(result) => Poll::Ready(result),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-}
+/// The listen backlog [`bind`] asks for where the platform lets it be raised.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const BACKLOG: i32 = 4096;
 
 /// Counts a connection as open while it lives.
 struct Open<'a>(&'a AtomicUsize);
