@@ -542,3 +542,31 @@ fn cancel_and_cancel_all_count_only_operations_this_call_cancelled() {
     assert_eq!(registry.cancel_all(CancelKind::Shutdown), 40);
     drop(pairs);
 }
+
+#[test]
+fn many_live_operations_are_listed_in_the_order_they_were_registered_and_found_by_id() {
+    let registry = Registry::new();
+    let runs: Vec<_> = (0..200)
+        .map(|i| {
+            Operation::new(format!("op {i}"))
+                .register(&registry)
+                .run(|_| pending_body())
+        })
+        .collect();
+    let names: Vec<_> = registry
+        .list(&OperationFilter::new())
+        .into_iter()
+        .map(|snap| snap.name)
+        .collect();
+    let expected: Vec<_> = (0..200).map(|i| format!("op {i}")).collect();
+    assert_eq!(names, expected);
+    for (i, run) in runs.iter().enumerate() {
+        let id = run.context().id();
+        assert_eq!(registry.get(id).unwrap().name, format!("op {i}"));
+    }
+    assert_eq!(registry.stats().pending, 200);
+    assert_eq!(registry.cancel_all(CancelKind::Shutdown), 200);
+    drop(runs);
+    assert_eq!(registry.stats().cancelled, 200);
+    assert!(registry.list(&OperationFilter::new().active()).is_empty());
+}
