@@ -1,0 +1,355 @@
+//! HTTP/2 with prior knowledge (h2c) on the HTTP/1.1 port: a client's RST_STREAM cancels that
+//! request's token with `disconnected` at once while its sibling streams go on; closing the
+//! connection, or a GOAWAY carrying an error, cancels every request of the connection.
+//!
+//! Well-behaved traffic goes through the `h2` crate's client (over smol, through tokio-util's
+//! compat adapter: no tokio runtime); the misbehaving client is a few hand-written frames over a
+//! raw socket, so the test controls every byte.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cancelable::{CancelKind, CancellationToken};
+use cancelable_http::{HandlerResult, Router, ServerConfig, json, request_token};
+use common::{LONG, TestServer, read_response, request_text, signal};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+
+/// What handlers report: `(path, token)` when they start, `(path, reason, when)` when their
+/// token is cancelled.
+#[derive(Clone)]
+struct Probe {
+    started: SyncSender<(String, CancellationToken)>,
+    reasons: SyncSender<(String, CancelKind, Instant)>,
+    release: async_channel::Receiver<()>,
+}
+
+struct Events {
+    started: Receiver<(String, CancellationToken)>,
+    reasons: Receiver<(String, CancelKind, Instant)>,
+    release: async_channel::Sender<()>,
+}
+
+fn probe() -> (Probe, Events) {
+    let (started, started_rx) = signal();
+    let (reasons, reasons_rx) = signal();
+    let (release_tx, release) = async_channel::unbounded();
+    (
+        Probe {
+            started,
+            reasons,
+            release,
+        },
+        Events {
+            started: started_rx,
+            reasons: reasons_rx,
+            release: release_tx,
+        },
+    )
+}
+
+impl Probe {
+    fn watch<B>(&self, req: &Request<B>) {
+        let path = req.uri().path().to_owned();
+        let token = request_token(req)
+            .expect("served through the layer")
+            .clone();
+        let reasons = self.reasons.clone();
+        let name = path.clone();
+        // Forgotten: stays registered for the token's life (a small test-only leak).
+        std::mem::forget(token.on_cancel(move |reason| {
+            let _ = reasons.send((name.clone(), reason.kind(), Instant::now()));
+        }));
+        self.started.send((path, token)).unwrap();
+    }
+}
+
+impl Events {
+    /// Waits until `n` handlers started; their tokens, by path.
+    fn started(&self, n: usize) -> Vec<(String, CancellationToken)> {
+        let mut all: Vec<_> = (0..n)
+            .map(|_| self.started.recv_timeout(LONG).expect("a handler started"))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The next cancelation: which path, why, and how long after `since`.
+    fn cancelled(&self, since: Instant) -> (String, CancelKind, Duration) {
+        let (path, kind, at) = self
+            .reasons
+            .recv_timeout(LONG)
+            .expect("a request token was cancelled");
+        (path, kind, at.saturating_duration_since(since))
+    }
+}
+
+/// Never answers.
+async fn hold(req: Request<Incoming>, probe: Probe) -> HandlerResult {
+    probe.watch(&req);
+    std::future::pending().await
+}
+
+/// Answers once the test releases it.
+async fn wait(req: Request<Incoming>, probe: Probe) -> HandlerResult {
+    probe.watch(&req);
+    probe.release.recv().await.expect("released");
+    Ok(json(StatusCode::OK, &"released"))
+}
+
+async fn hello(_req: Request<Incoming>, _probe: Probe) -> HandlerResult {
+    Ok(json(StatusCode::OK, &"hello"))
+}
+
+fn start(config: ServerConfig, probe: Probe) -> TestServer {
+    TestServer::start(config, move |_| {
+        Router::new(probe)
+            .get("/hold", hold)
+            .get("/hold2", hold)
+            .get("/wait", wait)
+            .get("/hello", hello)
+    })
+}
+
+/// An `h2` client connection over smol; the connection is driven by its own task.
+async fn connect(addr: SocketAddr) -> (h2::client::SendRequest<Bytes>, smol::Task<()>) {
+    let tcp = smol::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let (client, connection) = h2::client::handshake(tcp.compat())
+        .await
+        .expect("an HTTP/2 handshake on the HTTP/1.1 port");
+    let driver = smol::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, driver)
+}
+
+fn get(path: &str) -> Request<()> {
+    Request::get(format!("http://test{path}")).body(()).unwrap()
+}
+
+/// Sends a GET on a new stream; the response future and the stream's send half.
+async fn send(
+    client: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+) -> (h2::client::ResponseFuture, h2::SendStream<Bytes>) {
+    client.clone().ready().await.unwrap();
+    client.send_request(get(path), true).unwrap()
+}
+
+/// The status and body of a response.
+async fn read(response: h2::client::ResponseFuture) -> (u16, String) {
+    let response = response.await.expect("a response");
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    (status, String::from_utf8(text).unwrap())
+}
+
+#[test]
+fn http2_with_prior_knowledge_and_http1_share_the_port() {
+    let (probe, _events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    smol::block_on(async {
+        let (mut client, _driver) = connect(t.addr).await;
+        for _ in 0..3 {
+            let (response, _) = send(&mut client, "/hello").await;
+            assert_eq!(read(response).await, (200, r#""hello""#.to_owned()));
+        }
+    });
+    let response = t.get("/hello");
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (200, r#""hello""#)
+    );
+    t.until("every request counted", |s| {
+        s.stats().completed_requests == 4
+    });
+}
+
+#[test]
+fn rst_stream_cancels_that_request_within_100ms_while_a_sibling_stream_completes() {
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    smol::block_on(async {
+        let (mut client, _driver) = connect(t.addr).await;
+        let (_held, mut held_stream) = send(&mut client, "/hold").await;
+        let (sibling, _) = send(&mut client, "/wait").await;
+        let started = events.started(2);
+        assert_eq!(started[0].0, "/hold");
+        let reset = Instant::now();
+        held_stream.send_reset(h2::Reason::CANCEL);
+        let (path, kind, latency) = events.cancelled(reset);
+        assert_eq!((path.as_str(), kind), ("/hold", CancelKind::Disconnected));
+        assert!(
+            latency < Duration::from_millis(100),
+            "cancelled {latency:?} after the RST_STREAM (> 100 ms)"
+        );
+        // The sibling on the same connection goes on and answers.
+        let sibling_token = &started[1].1;
+        assert!(!sibling_token.is_cancelled());
+        events.release.send(()).await.unwrap();
+        assert_eq!(read(sibling).await, (200, r#""released""#.to_owned()));
+        assert!(
+            !sibling_token.is_cancelled(),
+            "a normal response never cancels"
+        );
+        // The connection still takes new streams.
+        let (response, _) = send(&mut client, "/hello").await;
+        assert_eq!(read(response).await.0, 200);
+    });
+    t.until("every request counted", |s| s.stats().active_requests == 0);
+    let stats = t.server.stats();
+    assert_eq!(
+        (stats.cancelled_requests, stats.completed_requests),
+        (1, 2),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn closing_the_connection_cancels_every_request_of_it_within_100ms() {
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    for _ in 0..5 {
+        let mut raw = raw::Client::connect(t.addr);
+        raw.get(1, "/hold");
+        raw.get(3, "/hold2");
+        events.started(2);
+        let closed = Instant::now();
+        drop(raw);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (path, kind, latency) = events.cancelled(closed);
+            assert_eq!(kind, CancelKind::Disconnected, "{path}");
+            assert!(latency < Duration::from_millis(100), "{path}: {latency:?}");
+            seen.push(path);
+        }
+        seen.sort();
+        assert_eq!(seen, ["/hold", "/hold2"]);
+    }
+    t.until("every request counted", |s| s.stats().active_requests == 0);
+    assert_eq!(t.server.stats().cancelled_requests, 10);
+}
+
+#[test]
+fn goaway_with_an_error_cancels_every_request_of_the_connection() {
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    let mut raw = raw::Client::connect(t.addr);
+    raw.get(1, "/hold");
+    raw.get(3, "/hold2");
+    events.started(2);
+    let sent = Instant::now();
+    // The socket stays open: the GOAWAY alone says the client is gone.
+    raw.goaway(0, raw::INTERNAL_ERROR);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (path, kind, latency) = events.cancelled(sent);
+        assert_eq!(kind, CancelKind::Disconnected, "{path}");
+        assert!(latency < Duration::from_millis(100), "{path}: {latency:?}");
+        seen.push(path);
+    }
+    seen.sort();
+    assert_eq!(seen, ["/hold", "/hold2"]);
+    t.until("every request counted", |s| s.stats().active_requests == 0);
+}
+
+#[test]
+fn http1_keeps_working_beside_http2() {
+    let (probe, _events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    let stream = t.connect();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    for _ in 0..3 {
+        (&stream)
+            .write_all(request_text("GET", "/hello", None, false).as_bytes())
+            .unwrap();
+        let response = read_response(&mut reader).unwrap();
+        assert_eq!(response.status, 200);
+    }
+}
+
+/// A hand-written HTTP/2 client: the connection preface, frames written byte for byte, and a
+/// reader of the server's frames (RFC 9113).
+mod raw {
+    use super::*;
+
+    pub const INTERNAL_ERROR: u32 = 0x2;
+
+    pub const HEADERS: u8 = 0x1;
+    pub const SETTINGS: u8 = 0x4;
+    pub const GOAWAY: u8 = 0x7;
+
+    pub const END_STREAM: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+
+    pub struct Client {
+        pub tcp: TcpStream,
+    }
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut out = vec![len[1], len[2], len[3], kind, flags];
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// An HPACK header block for `method path` (static table entries and literals without
+    /// indexing, no Huffman coding).
+    pub fn request_block(method: &str, path: &str) -> Vec<u8> {
+        let mut block = vec![match method {
+            "GET" => 0x82,
+            "POST" => 0x83,
+            other => panic!("no static entry for {other}"),
+        }];
+        block.push(0x86); // :scheme http
+        for (index, value) in [(0x04, path), (0x01, "test")] {
+            block.push(index); // literal without indexing, indexed name (:path, :authority)
+            block.push(u8::try_from(value.len()).unwrap());
+            block.extend_from_slice(value.as_bytes());
+        }
+        block
+    }
+
+    impl Client {
+        /// Connects and sends the preface and an empty SETTINGS frame.
+        pub fn connect(addr: SocketAddr) -> Self {
+            let tcp = TcpStream::connect(addr).unwrap();
+            tcp.set_nodelay(true).unwrap();
+            tcp.set_read_timeout(Some(LONG)).unwrap();
+            let mut client = Self { tcp };
+            client.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+            client.write(&frame(SETTINGS, 0, 0, &[]));
+            client
+        }
+
+        pub fn write(&mut self, bytes: &[u8]) {
+            self.tcp.write_all(bytes).unwrap();
+        }
+
+        /// A complete GET request on `stream`.
+        pub fn get(&mut self, stream: u32, path: &str) {
+            let block = request_block("GET", path);
+            self.write(&frame(HEADERS, END_STREAM | END_HEADERS, stream, &block));
+        }
+
+        pub fn goaway(&mut self, last_stream: u32, error: u32) {
+            let mut payload = last_stream.to_be_bytes().to_vec();
+            payload.extend_from_slice(&error.to_be_bytes());
+            self.write(&frame(GOAWAY, 0, 0, &payload));
+        }
+    }
+}
