@@ -66,6 +66,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod connection;
 pub mod io;
 mod jobs;
@@ -74,6 +76,8 @@ mod response;
 mod router;
 pub mod server;
 mod stream;
+#[cfg(feature = "tower")]
+pub mod tower;
 
 pub use async_tungstenite::tungstenite::Message;
 pub use jobs::{CancelOutcome, JobError, JobInfo, Jobs};
@@ -84,3 +88,5 @@ pub use response::{Body, BoxError, HttpError, full, html, json};
 pub use router::{HandlerResult, Route, Router, RouterService, path_param};
 pub use server::{OperationInfo, ProgressInfo, Server, ServerConfig, ServerStats, bind};
 pub use stream::{Closed, Event, EventSender, WsSender, sse, websocket};
+#[cfg(feature = "tower")]
+pub use tower::CancelLayer;

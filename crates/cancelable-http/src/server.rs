@@ -503,6 +503,25 @@ impl Server {
         RequestService::new(service, self.state.clone())
     }
 
+    /// The layer as tower middleware (feature `tower`): wraps a `tower_service::Service` into
+    /// a [`RequestService`] with the meaning of [`layer`](Server::layer). See the
+    /// [`tower`](crate::tower) module docs for serving a tower stack (an axum `Router`).
+    ///
+    /// ```
+    /// use cancelable_http::{Server, ServerConfig};
+    /// let server = Server::new(ServerConfig::default());
+    /// let stack = tower::ServiceBuilder::new()
+    ///     .layer(server.cancel_layer())
+    ///     .service_fn(|_req: hyper::Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+    ///     });
+    /// # let _ = stack;
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn cancel_layer(&self) -> crate::CancelLayer {
+        crate::CancelLayer::new(self.state.clone())
+    }
+
     /// A [`RequestContext`] not tied to a connection: a fresh child of the server token. For
     /// calling handlers directly (tests) or running request-like work outside HTTP.
     ///
