@@ -16,7 +16,7 @@
 //! | `GET /stats` | the server's counters (`completed_requests`, `cancelled_requests`, ...) |
 //!
 //! Try `curl -m 1 'http://127.0.0.1:3000/work?steps=50'`: curl gives up after a second, and
-//! the server prints `work stopped after 9 of 50 steps: disconnected`. HTTP/1.1 and HTTP/2
+//! the server prints a line such as `work stopped after 9 of 50 steps: disconnected`. HTTP/1.1 and HTTP/2
 //! (`curl --http2-prior-knowledge`) are served on the same port; an HTTP/2 client cancelling
 //! one request (a stream reset) stops that handler only.
 //!
