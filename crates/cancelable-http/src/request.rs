@@ -6,7 +6,8 @@
 //! * the client goes away: under [`Server::serve`](crate::Server::serve) the connection's
 //!   reader cancels the token with `Disconnected` within about a millisecond of the close,
 //!   whatever the client sent after its request (see the [`server`](crate::server) docs);
-//!   when hyper drops the in-flight service future, the future's drop guard does the same. A
+//!   when hyper drops the in-flight service future (the connection closed, or, on HTTP/2, the
+//!   client reset the request's stream), the future's drop guard does the same. A
 //!   request that produced its response has its guard disarmed first: **a normal response
 //!   never cancels**.
 //! * its body stops coming (under [`Server::serve`](crate::Server::serve)): after

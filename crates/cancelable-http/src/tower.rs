@@ -1,7 +1,7 @@
 //! The request layer as tower middleware (feature `tower`): [`CancelLayer`], made by
 //! [`Server::cancel_layer`](crate::Server::cancel_layer), wraps any
 //! `tower_service::Service<http::Request<B>>` into a [`RequestService`], with the meaning of
-//! the hyper form described in the [`request`](crate::request) docs: each request gets a
+//! the hyper form described in the [`request`] docs: each request gets a
 //! [`RequestContext`](crate::RequestContext) in its extensions; its token is cancelled with
 //! `Disconnected` when the response future is dropped before it produced a response, a
 //! timeout answers `504`, shutdown `503`, a declared body over the limit `413`. Readiness is the

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cancelable::{CancelKind, CancellationToken};
-use cancelable_http::{HandlerResult, Router, ServerConfig, json, read_body, request_token};
+use cancelable_http::{
+    Event, HandlerResult, Router, ServerConfig, json, read_body, request_token, sse,
+};
 use common::{LONG, TestServer, read_response, request_text, signal};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -107,6 +109,25 @@ async fn hello(_req: Request<Incoming>, _probe: Probe) -> HandlerResult {
     Ok(json(StatusCode::OK, &"hello"))
 }
 
+/// Server-sent events until the client leaves; the producer's token is what it reports.
+async fn events(req: Request<Incoming>, probe: Probe) -> HandlerResult {
+    sse(&req, "ticks", move |cx, tx| async move {
+        let token = cx.token().clone();
+        let reasons = probe.reasons.clone();
+        std::mem::forget(token.on_cancel(move |reason| {
+            let _ = reasons.send(("/events".to_owned(), reason.kind(), Instant::now()));
+        }));
+        probe.started.send(("/events".to_owned(), token)).unwrap();
+        for n in 0u64.. {
+            if tx.send(Event::json(&n)).await.is_err() {
+                break;
+            }
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+        cx.check()
+    })
+}
+
 /// Reads the whole body (bounded by the server's body limit).
 async fn upload(mut req: Request<Incoming>, probe: Probe) -> HandlerResult {
     probe.watch(&req);
@@ -123,6 +144,7 @@ fn start(config: ServerConfig, probe: Probe) -> TestServer {
             .get("/hello", hello)
             .post("/upload", upload)
             .post("/hold", hold)
+            .get("/events", events)
     })
 }
 
@@ -225,6 +247,28 @@ fn rst_stream_cancels_that_request_within_100ms_while_a_sibling_stream_completes
         (1, 2),
         "{stats:?}"
     );
+}
+
+#[test]
+fn an_event_stream_stops_when_the_client_resets_its_stream() {
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default(), probe);
+    smol::block_on(async {
+        let (mut client, _driver) = connect(t.addr).await;
+        let (response, mut stream) = send(&mut client, "/events").await;
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let first = body.data().await.expect("an event").unwrap();
+        assert!(first.starts_with(b"data: 0"), "{first:?}");
+        events.started(1);
+        let reset = Instant::now();
+        stream.send_reset(h2::Reason::CANCEL);
+        let (path, kind, latency) = events.cancelled(reset);
+        assert_eq!((path.as_str(), kind), ("/events", CancelKind::Disconnected));
+        assert!(latency < Duration::from_millis(100), "{latency:?}");
+    });
+    t.until("the stream to end", |s| s.stats().active_streams == 0);
 }
 
 #[test]

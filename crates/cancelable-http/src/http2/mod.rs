@@ -433,15 +433,16 @@ impl hyper::rt::Write for H2Io {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut &*this.socket).poll_write(cx, buf);
-        if poll.is_pending() != this.stalled {
-            this.stalled = poll.is_pending();
-            this.link.lock().write_stalled = this.stalled.then(Instant::now);
-        }
-        if let Poll::Ready(Ok(n)) = poll {
-            this.link
-                .lock()
-                .watch
-                .sent(&buf[..n.min(buf.len())], Instant::now());
+        let stall_changed = poll.is_pending() != this.stalled;
+        if stall_changed || matches!(poll, Poll::Ready(Ok(_))) {
+            let mut shared = this.link.lock();
+            if stall_changed {
+                this.stalled = poll.is_pending();
+                shared.write_stalled = this.stalled.then(Instant::now);
+            }
+            if let Poll::Ready(Ok(n)) = poll {
+                shared.watch.sent(&buf[..n.min(buf.len())], Instant::now());
+            }
         }
         poll
     }
