@@ -1,6 +1,7 @@
 //! HTTP (issue 8, acceptance 7): requests per second on `/health` through cancelable-http
-//! against plain hyper on smol with the same handler, with 1 and 64 keep-alive connections,
-//! and the disconnect-to-cancel latency (median, p99 over 1,000 disconnects).
+//! against plain hyper on smol with the same handler and against axum 0.8 on a 2-worker tokio
+//! runtime, with 1 and 64 keep-alive connections, and the disconnect-to-cancel latency (median,
+//! p99 over 1,000 disconnects).
 //!
 //! `cargo bench -p cancelable-benches --bench http` (add `-- --quick` for a short run). The
 //! load is an in-process client on one thread over loopback; the servers run on smol's global
@@ -13,7 +14,8 @@
 //! `Server::serve`) and the HTTP/2 rows (h2c, 64 streams in flight over 4 connections: plain
 //! hyper's http2 server on smol, the same with the layer, `Server::serve`).
 //! `HTTP_BENCH_SECTION=tower` runs only those, `HTTP_BENCH_SECTION=tower-memory` only their
-//! in-memory line (the layer's own cost on the tower path, steady under callgrind).
+//! in-memory lines (the layer's own cost on the tower path, and whole requests over an
+//! in-process pipe on one thread; both steady under callgrind).
 
 #[path = "support/http.rs"]
 mod support;
@@ -38,12 +40,17 @@ fn main() {
         (Duration::from_secs(2), 5, 1000)
     };
     // `HTTP_BENCH_SECTION=tower` runs only the tower and HTTP/2 rows, `tower-memory` only
-    // their in-memory line (for callgrind).
+    // their in-memory lines (for callgrind).
     if let Some(section) = std::env::var_os("HTTP_BENCH_SECTION") {
         tower_and_http2(quick, run, rounds, section == "tower-memory");
         return;
     }
-    let variants = [Variant::PlainHyper, Variant::Layer, Variant::Router];
+    let variants = [
+        Variant::PlainHyper,
+        Variant::Layer,
+        Variant::Router,
+        Variant::Axum,
+    ];
     println!(
         "## HTTP /health ({} run, {rounds} alternating rounds of {run:?}, medians)",
         if quick { "quick" } else { "full" }
@@ -54,12 +61,13 @@ fn main() {
     );
     println!();
     println!(
-        "| connections | {} | {} | {} | layer / plain |",
+        "| connections | {} | {} | {} | {} | layer / plain | router / axum |",
         variants[0].name(),
         variants[1].name(),
-        variants[2].name()
+        variants[2].name(),
+        variants[3].name()
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for connections in [1, 64] {
         let s = compare(&variants, connections, run, rounds);
         let cell = |x: &support::Sample| {
@@ -69,13 +77,17 @@ fn main() {
                 x.cpu_per_request.as_secs_f64() * 1e6
             )
         };
+        let cpu = |x: &support::Sample| x.cpu_per_request.as_secs_f64();
         println!(
-            "| {connections} | {} | {} | {} | {:.3} (CPU {:.3}) |",
+            "| {connections} | {} | {} | {} | {} | {:.3} (CPU {:.3}) | {:.3} (CPU {:.3}) |",
             cell(&s[0]),
             cell(&s[1]),
             cell(&s[2]),
+            cell(&s[3]),
             s[1].rps / s[0].rps,
-            s[0].cpu_per_request.as_secs_f64() / s[1].cpu_per_request.as_secs_f64(),
+            cpu(&s[0]) / cpu(&s[1]),
+            s[2].rps / s[3].rps,
+            cpu(&s[3]) / cpu(&s[2]),
         );
     }
     if std::env::var_os("HTTP_BENCH_PARTS").is_some() {

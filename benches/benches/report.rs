@@ -1,11 +1,17 @@
 //! The short side-by-side report of SPEC §6: one Markdown table, `cancelable` vs tokio-util.
 //!
-//! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run).
-//! The criterion benches next to this file measure the same operations more carefully and with
-//! more peers; this binary exists so the README's table and a CI smoke run take seconds, with
-//! simple `Instant` loops (median of several runs of a few ms each, ours and tokio-util's runs
-//! alternating) and a counting allocator for the memory rows. It asserts no threshold: the "met?" column reports, CI does not gate on it.
-//! Run by `cargo test --benches` (no `--bench` argument) it does the quick version.
+//! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run;
+//! `--runs N` for N runs in separate processes, printed as ranges). The criterion benches next to
+//! this file measure the same operations more carefully and with more peers; this binary exists
+//! so the README's table and a CI smoke run take seconds, with simple `Instant` loops (median of
+//! several runs of a few ms each, ours and the peer's runs alternating) and a counting allocator
+//! for the memory rows. It asserts no threshold: the "met?" column reports, CI does not gate on
+//! it. Run by `cargo test --benches` (no `--bench` argument) it does the quick version.
+//!
+//! The output starts with the CPU model: ratios against tokio-util differ between CPUs (see
+//! the README), so a table without it says little. Two floor rows put ours next to the
+//! primitive it cannot beat: an `AtomicBool` load for `is_cancelled`, an `Arc` clone + drop for
+//! `clone` + drop.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -15,8 +21,11 @@ use std::time::Duration;
 #[path = "support/http.rs"]
 mod http_support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use cancelable_benches::{
-    Background, CountingAlloc, Heap, Timer, count_heap, machine, poll_once, time, today,
+    Background, CountingAlloc, Heap, Timer, count_heap, cpu_model, machine, poll_once, time, today,
 };
 
 #[global_allocator]
@@ -33,7 +42,7 @@ type Ours = cancelable::CancellationToken;
 type Tokio = tokio_util::sync::CancellationToken;
 
 /// What SPEC §6 asks of a row.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Target {
     /// tokio-util time / ours ≥ x.
     Faster(f64),
@@ -45,6 +54,7 @@ enum Target {
     None,
 }
 
+#[derive(Clone, Copy)]
 enum Value {
     Ns(f64),
     Heap(Heap),
@@ -59,16 +69,61 @@ struct Row {
     target: Target,
 }
 
+/// Asks a child process for one run's rows (`--runs N`); prints them as tab-separated lines.
+const EMIT_ROWS: &str = "--emit-rows";
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let runs = match args.iter().position(|a| a == "--runs") {
+        Some(i) => {
+            let n = args
+                .get(i + 1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .expect("--runs needs a positive count");
+            args.drain(i..=i + 1);
+            n
+        }
+        None => 1,
+    };
     // `cargo bench -- FILTER` runs every bench binary: stay quiet unless the filter matches us.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
+        .collect();
     if !filters.is_empty() && !filters.iter().any(|f| "report".contains(f.as_str())) {
         return;
     }
     let quick = std::env::var_os("REPORT_QUICK").is_some_and(|v| v != "0")
         || args.iter().any(|a| a == "--quick" || a == "--smoke")
         || !args.iter().any(|a| a == "--bench"); // `cargo test` runs benches without `--bench`
+    if args.iter().any(|a| a == EMIT_ROWS) {
+        emit_rows(&measure(quick));
+    } else if runs == 1 {
+        print_report(&[measure(quick)], quick);
+    } else {
+        // Separate processes: each run gets its own heap layout and its own luck with the
+        // scheduler, which is what a range should cover.
+        let exe = std::env::current_exe().expect("the report's own binary");
+        let all: Vec<Vec<Row>> = (1..=runs)
+            .map(|run| {
+                eprintln!("report: run {run} of {runs}");
+                let out = std::process::Command::new(&exe)
+                    .args(&args)
+                    .arg(EMIT_ROWS)
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .expect("a run of the report");
+                assert!(out.status.success(), "run {run} failed: {}", out.status);
+                parse_rows(&String::from_utf8_lossy(&out.stdout))
+            })
+            .collect();
+        print_report(&all, quick);
+    }
+}
+
+/// One run of every row.
+fn measure(quick: bool) -> Vec<Row> {
     let timer = if quick {
         Timer {
             runs: 3,
@@ -109,16 +164,33 @@ fn main() {
         };
     }
 
+    // Ours, tokio-util's and the floor's runs alternate; both rows show the same value of ours.
+    macro_rules! with_floor {
+        ($op:ident, $floor:expr, $row:expr, $target:expr, $floor_row:expr, $floor_target:expr) => {{
+            let [ours, tokio, floor] = timer.ns_per_op_all([
+                Box::new($op!(Ours)) as Box<dyn FnMut(u64)>,
+                Box::new($op!(Tokio)),
+                Box::new($floor),
+            ]);
+            push($row, (ours, tokio), $target);
+            push($floor_row, (ours, floor), $floor_target);
+        }};
+    }
+
     macro_rules! is_cancelled {
         ($t:ty) => {{
             let t = <$t>::new();
             move |k: u64| (0..k).for_each(|_| _ = black_box(black_box(&t).is_cancelled()))
         }};
     }
-    push(
+    let flag = AtomicBool::new(false);
+    with_floor!(
+        is_cancelled,
+        |k: u64| (0..k).for_each(|_| _ = black_box(black_box(&flag).load(Ordering::Acquire))),
         "`is_cancelled`, one thread",
-        pair!(is_cancelled),
         Target::Faster(10.0),
+        "`is_cancelled` vs an `AtomicBool` load, the floor (peer column)",
+        Target::None
     );
 
     macro_rules! is_cancelled_contended {
@@ -159,7 +231,16 @@ fn main() {
             move |k: u64| (0..k).for_each(|_| drop(black_box(t.clone())))
         }};
     }
-    push("`clone` + drop", pair!(clone_drop), Target::Faster(3.0));
+    let arc = Arc::new(AtomicBool::new(false));
+    with_floor!(
+        clone_drop,
+        move |k: u64| (0..k).for_each(|_| drop(black_box(arc.clone()))),
+        "`clone` + drop",
+        Target::Faster(3.0),
+        "`clone` + drop vs an `Arc` clone + drop, the floor (peer column)",
+        // At most 1.2× the floor.
+        Target::Faster(1.0 / 1.2)
+    );
 
     macro_rules! child_create_drop {
         ($t:ty, $live:expr) => {{
@@ -426,8 +507,68 @@ fn main() {
             target: Target::None,
         });
     }
+    rows
+}
 
-    print_report(&rows, quick);
+/// One run's rows as tab-separated lines, for the parent of `--runs N`.
+fn emit_rows(rows: &[Row]) {
+    fn value(v: &Value) -> String {
+        match v {
+            Value::Ns(ns) => format!("ns:{ns}"),
+            Value::Heap(h) => format!("heap:{}:{}", h.bytes, h.allocs),
+            Value::Size(bytes) => format!("size:{bytes}"),
+        }
+    }
+    for row in rows {
+        let target = match row.target {
+            Target::Faster(x) => format!("faster:{x}"),
+            Target::MaxBytes(b) => format!("bytes:{b}"),
+            Target::NoAlloc => "noalloc".to_owned(),
+            Target::None => "none".to_owned(),
+        };
+        println!(
+            "{}\t{}\t{}\t{target}",
+            row.op,
+            value(&row.ours),
+            row.tokio.as_ref().map_or("-".to_owned(), value)
+        );
+    }
+}
+
+/// The rows [`emit_rows`] printed.
+fn parse_rows(text: &str) -> Vec<Row> {
+    fn value(s: &str) -> Option<Value> {
+        let mut parts = s.split(':');
+        let num = |p: Option<&str>| p.and_then(|p| p.parse::<f64>().ok());
+        match parts.next()? {
+            "ns" => Some(Value::Ns(num(parts.next())?)),
+            "heap" => Some(Value::Heap(Heap {
+                bytes: num(parts.next())?,
+                allocs: num(parts.next())?,
+            })),
+            "size" => Some(Value::Size(parts.next()?.parse().ok()?)),
+            _ => None,
+        }
+    }
+    text.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f.len(), 4, "a row of a run: {line:?}");
+            let target = match f[3].split_once(':') {
+                Some(("faster", x)) => Target::Faster(x.parse().expect("a ratio")),
+                Some(("bytes", b)) => Target::MaxBytes(b.parse().expect("a size")),
+                _ if f[3] == "noalloc" => Target::NoAlloc,
+                _ => Target::None,
+            };
+            Row {
+                // Leaked once per row and run: the report is a short-lived process.
+                op: Box::leak(f[0].to_owned().into_boxed_str()),
+                ours: value(f[1]).expect("our value"),
+                tokio: value(f[2]),
+                target,
+            }
+        })
+        .collect()
 }
 
 /// Heap held by the token per pending waiter: `MEM_N` futures from `make`, each polled once,
@@ -448,53 +589,88 @@ fn waiter_heap<F: Future>(mut make: impl FnMut() -> F) -> Heap {
     }
 }
 
-fn print_report(rows: &[Row], quick: bool) {
+/// The table; with several runs each cell is the range over the runs, and "met?" says in how
+/// many of them the target was met.
+fn print_report(runs: &[Vec<Row>], quick: bool) {
     println!("## cancelable vs tokio-util");
     println!();
+    println!("CPU: **{}**", cpu_model());
+    println!();
     println!(
-        "{} · {} · tokio-util 0.7 · {} run{}",
+        "{} · {} · tokio-util 0.7 · {} run{}{}",
         today(),
         machine(),
         if quick { "quick" } else { "full" },
-        if quick { " (smoke, noisy)" } else { "" }
+        if quick { " (smoke, noisy)" } else { "" },
+        if runs.len() > 1 {
+            format!(" · ranges over {} runs in separate processes", runs.len())
+        } else {
+            String::new()
+        }
     );
     println!();
     println!(
         "| operation | cancelable | tokio-util | ratio (tokio-util / ours) | target (SPEC §6) | met? |"
     );
     println!("|---|---:|---:|---:|---|---|");
-    for row in rows {
-        let ratio = match (&row.ours, &row.tokio) {
-            (Value::Ns(o), Some(Value::Ns(t))) => Some(t / o),
-            (Value::Heap(o), Some(Value::Heap(t))) if o.bytes > 0.5 => Some(t.bytes / o.bytes),
-            (Value::Size(o), Some(Value::Size(t))) if *o > 0 => Some(*t as f64 / *o as f64),
-            _ => None,
-        };
-        let (target, met) = match row.target {
+    for (i, row) in runs[0].iter().enumerate() {
+        let each: Vec<&Row> = runs.iter().map(|run| &run[i]).collect();
+        assert!(
+            each.iter().all(|r| r.op == row.op),
+            "the runs measured different rows"
+        );
+        let ratios: Vec<Option<f64>> = each.iter().map(|r| ratio(r)).collect();
+        let (target, mets): (String, Vec<Option<bool>>) = match row.target {
             Target::Faster(x) if x < 1.0 => (
                 format!("≤{:.0}% slower", (1.0 / x - 1.0) * 100.0),
-                ratio.map(|r| r >= x),
+                ratios.iter().map(|r| r.map(|r| r >= x)).collect(),
             ),
-            Target::Faster(x) if x <= 1.0 => ("no slower".to_owned(), ratio.map(|r| r >= x)),
-            Target::Faster(x) => (format!("≥{x}× faster"), ratio.map(|r| r >= x)),
-            Target::MaxBytes(b) => (format!("≤{b} B"), heap(&row.ours).map(|h| h.bytes <= b)),
+            Target::Faster(x) if x <= 1.0 => (
+                "no slower".to_owned(),
+                ratios.iter().map(|r| r.map(|r| r >= x)).collect(),
+            ),
+            Target::Faster(x) => (
+                format!("≥{x}× faster"),
+                ratios.iter().map(|r| r.map(|r| r >= x)).collect(),
+            ),
+            Target::MaxBytes(b) => (
+                format!("≤{b} B"),
+                each.iter()
+                    .map(|r| heap(&r.ours).map(|h| h.bytes <= b))
+                    .collect(),
+            ),
             Target::NoAlloc => (
                 "0 allocations (aim)".to_owned(),
-                heap(&row.ours).map(|h| h.allocs < 0.01),
+                each.iter()
+                    .map(|r| heap(&r.ours).map(|h| h.allocs < 0.01))
+                    .collect(),
             ),
-            Target::None => ("—".to_owned(), None),
+            Target::None => ("—".to_owned(), vec![None]),
         };
+        let met = mets.iter().flatten().filter(|&&m| m).count();
+        let judged = mets.iter().flatten().count();
+        let ours: Vec<Value> = each.iter().map(|r| r.ours).collect();
+        let peer: Option<Vec<Value>> = each.iter().map(|r| r.tokio).collect();
+        let ratios: Option<Vec<f64>> = ratios.into_iter().collect();
         println!(
             "| {} | {} | {} | {} | {} | {} |",
             row.op,
-            show(&row.ours),
-            row.tokio.as_ref().map_or("n/a".to_owned(), show),
-            ratio.map_or("—".to_owned(), |r| format!("{r:.1}×")),
+            show(&ours),
+            peer.as_deref().map_or("n/a".to_owned(), show),
+            ratios.map_or("—".to_owned(), |r| {
+                let (lo, hi) = bounds(&r);
+                if format!("{lo:.1}") == format!("{hi:.1}") {
+                    format!("{lo:.1}×")
+                } else {
+                    format!("{lo:.1}–{hi:.1}×")
+                }
+            }),
             target,
-            match met {
-                Some(true) => "yes",
-                Some(false) => "**no**",
-                None => "—",
+            match (met, judged) {
+                (_, 0) => "—".to_owned(),
+                (m, j) if m == j => "yes".to_owned(),
+                (0, _) => "**no**".to_owned(),
+                (m, j) => format!("**{m} of {j} runs**"),
             }
         );
     }
@@ -506,6 +682,24 @@ fn print_report(rows: &[Row], quick: bool) {
     );
 }
 
+/// Peer / ours, where the two can be compared.
+fn ratio(row: &Row) -> Option<f64> {
+    match (&row.ours, &row.tokio) {
+        (Value::Ns(o), Some(Value::Ns(t))) => Some(t / o),
+        (Value::Heap(o), Some(Value::Heap(t))) if o.bytes > 0.5 => Some(t.bytes / o.bytes),
+        (Value::Size(o), Some(Value::Size(t))) if *o > 0 => Some(*t as f64 / *o as f64),
+        _ => None,
+    }
+}
+
+fn bounds(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
 fn heap(v: &Value) -> Option<Heap> {
     match v {
         Value::Heap(h) => Some(*h),
@@ -513,12 +707,48 @@ fn heap(v: &Value) -> Option<Heap> {
     }
 }
 
-fn show(v: &Value) -> String {
-    match v {
-        Value::Ns(ns) if *ns < 10.0 => format!("{ns:.2} ns"),
-        Value::Ns(ns) if *ns < 1000.0 => format!("{ns:.1} ns"),
-        Value::Ns(ns) => format!("{:.2} µs", ns / 1000.0),
+/// A cell: one value, or the range of the values of several runs.
+fn show(values: &[Value]) -> String {
+    let one = |v: &Value| match v {
+        Value::Ns(ns) => ns_text(*ns, *ns),
         Value::Heap(h) => format!("{:.0} B, {:.2} allocs", h.bytes, h.allocs),
         Value::Size(bytes) => format!("{bytes} B"),
+    };
+    match values {
+        [v] => one(v),
+        _ if values.iter().all(|v| matches!(v, Value::Ns(_))) => {
+            let ns: Vec<f64> = values
+                .iter()
+                .map(|v| match v {
+                    Value::Ns(ns) => *ns,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let (lo, hi) = bounds(&ns);
+            ns_text(lo, hi)
+        }
+        _ => {
+            let mut texts: Vec<String> = values.iter().map(one).collect();
+            texts.dedup();
+            texts.join(" / ")
+        }
+    }
+}
+
+/// `lo`–`hi` nanoseconds in the unit that suits `hi` (just one number if they agree).
+fn ns_text(lo: f64, hi: f64) -> String {
+    let (scale, unit, digits) = match hi {
+        ns if ns < 10.0 => (1.0, "ns", 2),
+        ns if ns < 1000.0 => (1.0, "ns", 1),
+        _ => (1000.0, "µs", 2),
+    };
+    let (lo, hi) = (
+        format!("{:.*}", digits, lo / scale),
+        format!("{:.*}", digits, hi / scale),
+    );
+    if lo == hi {
+        format!("{lo} {unit}")
+    } else {
+        format!("{lo}–{hi} {unit}")
     }
 }

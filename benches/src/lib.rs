@@ -203,6 +203,17 @@ impl Timer {
         (a, b)
     }
 
+    /// [`Timer::ns_per_op`] for several operations, their runs alternating; the results in the
+    /// same order.
+    pub fn ns_per_op_all<'a, const N: usize>(
+        &self,
+        batches: [Box<dyn FnMut(u64) + 'a>; N],
+    ) -> [f64; N] {
+        self.interleaved(
+            batches.map(|b| Box::new(Self::per_op(self.run_time, b)) as Box<dyn FnMut() -> f64>),
+        )
+    }
+
     /// Nanoseconds per element of an operation where `run()` sets up a fresh instance outside
     /// the clock and returns the time of the measured part, which handled `elements` elements.
     pub fn ns_per_element(&self, elements: usize, run: impl FnMut() -> Duration) -> f64 {
@@ -273,9 +284,11 @@ pub fn time(f: impl FnOnce()) -> Duration {
     t.elapsed()
 }
 
-/// One line about the machine: `arch, CPU model, N threads`, from `/proc/cpuinfo` where present.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// The CPU model, from `/proc/cpuinfo` where present (`unknown CPU` elsewhere). Ratios against
+/// tokio-util depend on it: an uncontended atomic read-modify-write costs several times more on
+/// some CPUs than on others, and the two crates do different numbers of them.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
             s.lines()
@@ -283,9 +296,17 @@ pub fn machine() -> String {
                 .and_then(|l| l.split_once(':'))
                 .map(|(_, v)| v.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// One line about the machine: `arch, CPU model, N threads`.
+pub fn machine() -> String {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{}, {cpu}, nproc {threads}", std::env::consts::ARCH)
+    format!(
+        "{}, {}, {threads} threads",
+        std::env::consts::ARCH,
+        cpu_model()
+    )
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, without a date crate.

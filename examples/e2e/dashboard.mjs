@@ -209,6 +209,22 @@ async function main() {
     if (external.length) throw new Error(`the page loaded resources from elsewhere: ${external.join(", ")}`);
   });
 
+  await step("the page lives on one feed: no polling, no requests counted in /stats", async () => {
+    const seen = [];
+    const onRequest = (r) => seen.push(new URL(r.url()).pathname);
+    page.on("request", onRequest);
+    try {
+      const before = await getJson(base + "/stats");
+      await sleep(1500);   // three polling rounds of the old page
+      const after = await getJson(base + "/stats");
+      // The first GET /stats itself is the one completed request in between.
+      const grew = after.body.completed_requests - before.body.completed_requests;
+      if (grew > 1) throw new Error(`completed_requests grew by ${grew} in 1.5 s with only the page open (it polls?)`);
+      const polled = seen.filter((p) => p !== "/dashboard/events");
+      if (polled.length) throw new Error(`the page requested ${polled.join(", ")} while idle`);
+    } finally { page.off("request", onRequest); }
+  });
+
   await step("the form is labelled and keyboard-reachable", async () => {
     const labels = await page.evaluate(() => ["steps", "step-ms"].map((id) => { const i = document.getElementById(id); return i && i.labels.length ? i.labels[0].textContent.trim() : null; }));
     if (labels.some((l) => !l)) throw new Error(`form fields without a <label>: ${JSON.stringify(labels)}`);
@@ -262,6 +278,18 @@ async function main() {
     if (j.cancelButton) throw new Error("a completed job still has a Cancel button");
     if (j.reason) throw new Error(`a completed job shows a reason: ${j.reason}`);
     if (!/\d/.test(j.duration)) throw new Error(`no duration shown for the completed job: ${JSON.stringify(j.duration)}`);
+  });
+
+  await step("after a reload, finished jobs show no Cancel button", async () => {
+    await page.reload({ waitUntil: "load" });
+    await until("the reloaded page to connect", async () => ({ ok: (await page.textContent("#conn")) === "live", seen: await page.textContent("#conn") }));
+    for (const [id, status] of [[first, "cancelled"], [second, "completed"]]) {
+      const j = await until(`job ${id} on the reloaded page`, async () => {
+        const j = await jobOnPage(page, id);
+        return { ok: !!j && j.status === status, seen: j };
+      });
+      if (j.cancelButton) throw new Error(`the ${status} job ${id} has a Cancel button after a reload`);
+    }
   });
 
   // A client of ROUTE appears on the page as a live KIND, and vanishes once the client leaves.
@@ -383,6 +411,7 @@ async function main() {
 
   cleanup();
   console.log(`dashboard e2e: all ${steps.length} steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`dashboard e2e: ${steps.length} passed, 0 failed`);
 }
 
 function cleanup() {
@@ -407,6 +436,7 @@ async function fail(err) {
   if (server && !server.exited) server.child.kill("SIGKILL");
   cleanup();
   console.error(`dashboard e2e: ${steps.length} steps passed, then "${current}" failed`);
+  console.log(`dashboard e2e: ${steps.length} passed, 1 failed`);
   process.exit(1);
 }
 

@@ -119,9 +119,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[], &[])
+    }
+
+    /// Starts web_app with extra command-line arguments and environment variables.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let bin = web_app_binary();
         let mut child = Command::new(&bin)
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1760,6 +1767,394 @@ fn operations_lists_live_job_first_with_kind_job() {
             .request("DELETE", &format!("/jobs/{live_id}"), None)
             .status,
         200
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits and safety: Host, Origin, content type, WebSocket limits, stream bounds
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `head` (request line and headers, no blank line) with `body`, on a fresh connection.
+fn send_raw(server: &Server, head: &str, body: &str) -> Response {
+    let mut s = server.connect();
+    let mut text = format!("{head}\r\nConnection: close\r\n");
+    if !body.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    s.write_all(text.as_bytes()).expect("send request");
+    read_response(&mut BufReader::new(s)).expect("a response")
+}
+
+fn assert_refused(r: &Response, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {r:?}");
+    r.assert_json_error();
+}
+
+#[test]
+fn requests_for_another_host_name_get_400_and_change_nothing() {
+    let server = Server::start();
+    let id = server.start_job(r#"{"steps":1000,"step_ms":100}"#);
+    // A DNS-rebinding page reaches the server under its own name.
+    for (method, path) in [
+        ("GET", "/jobs".to_string()),
+        ("DELETE", format!("/jobs/{id}")),
+    ] {
+        let r = send_raw(
+            &server,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: evil.example:{}",
+                server.addr.port()
+            ),
+            "",
+        );
+        assert_refused(&r, 400, &format!("{method} {path} for evil.example"));
+    }
+    assert_eq!(
+        server.job(&id)["status"],
+        "running",
+        "the job was not cancelled"
+    );
+    // Local names are answered, whatever the port.
+    for host in ["localhost", "localhost:1", "127.0.0.1:9", "[::1]:8080"] {
+        let r = send_raw(
+            &server,
+            &format!("GET /health HTTP/1.1\r\nHost: {host}"),
+            "",
+        );
+        assert_eq!(r.status, 200, "Host {host}: {r:?}");
+    }
+}
+
+#[test]
+fn requests_without_host_or_with_two_get_400() {
+    let server = Server::start();
+    assert_refused(
+        &send_raw(&server, "GET /health HTTP/1.1", ""),
+        400,
+        "no Host",
+    );
+    let two = format!(
+        "GET /health HTTP/1.1\r\nHost: {0}\r\nHost: {0}",
+        server.addr
+    );
+    assert_refused(&send_raw(&server, &two, ""), 400, "two Host headers");
+}
+
+#[test]
+fn cross_site_form_and_text_posts_get_415_and_start_no_job() {
+    let server = Server::start();
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = send_raw(
+            &server,
+            &format!(
+                "POST /jobs HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}",
+                server.addr
+            ),
+            r#"{"steps":10000,"step_ms":60000}"#,
+        );
+        assert_refused(&r, 415, content_type);
+    }
+    let r = send_raw(
+        &server,
+        &format!("POST /jobs HTTP/1.1\r\nHost: {}", server.addr),
+        r#"{"steps":1}"#,
+    );
+    assert_refused(&r, 415, "a body without a content type");
+    assert_eq!(server.stats().active_jobs, 0);
+    assert_eq!(server.get("/jobs").json(), serde_json::json!([]));
+}
+
+#[test]
+fn posts_and_deletes_from_another_origin_get_403_and_curl_keeps_working() {
+    let server = Server::start();
+    let json = "Content-Type: application/json";
+    let host = format!("Host: {}", server.addr);
+    for extra in [
+        "Origin: http://evil.example".to_string(),
+        format!("Origin: http://127.0.0.1:{}", server.addr.port() ^ 1),
+        "Sec-Fetch-Site: cross-site".to_string(),
+    ] {
+        let r = send_raw(
+            &server,
+            &format!("POST /jobs HTTP/1.1\r\n{host}\r\n{json}\r\n{extra}"),
+            "{}",
+        );
+        assert_refused(&r, 403, &format!("POST with {extra}"));
+    }
+    assert_eq!(server.stats().active_jobs, 0);
+    // The same origin, as the dashboard sends it.
+    let r = send_raw(
+        &server,
+        &format!(
+            "POST /jobs HTTP/1.1\r\n{host}\r\n{json}\r\nOrigin: http://{}\r\nSec-Fetch-Site: same-origin",
+            server.addr
+        ),
+        r#"{"steps":1000,"step_ms":100}"#,
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let id = job_id_of(&r.json());
+    let r = send_raw(
+        &server,
+        &format!("DELETE /jobs/{id} HTTP/1.1\r\n{host}\r\nOrigin: http://evil.example"),
+        "",
+    );
+    assert_refused(&r, 403, "DELETE from another origin");
+    assert_eq!(server.job(&id)["status"], "running");
+    // `curl -X DELETE`: no Origin, no content type.
+    let r = send_raw(
+        &server,
+        &format!("DELETE /jobs/{id} HTTP/1.1\r\n{host}"),
+        "",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(server.job(&id)["reason"], "manual");
+}
+
+/// Sends a WebSocket handshake for `/stream` with `extra` header lines; the status and socket.
+fn ws_handshake(
+    server: &Server,
+    version: &str,
+    key: &str,
+    extra: &str,
+) -> (u16, BufReader<TcpStream>) {
+    let mut s = server.connect();
+    s.write_all(
+        format!(
+            "GET /stream?interval_ms=60000 {version}\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let (status, _) = read_head(&mut r).unwrap().expect("a handshake answer");
+    (status, r)
+}
+
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+#[test]
+fn websocket_from_another_origin_gets_403() {
+    let server = Server::start();
+    let (status, _) = ws_handshake(
+        &server,
+        "HTTP/1.1",
+        WS_KEY,
+        "Origin: http://evil.example\r\n",
+    );
+    assert_eq!(status, 403);
+    let origin = format!("Origin: http://{}\r\n", server.addr);
+    let (status, _) = ws_handshake(&server, "HTTP/1.1", WS_KEY, &origin);
+    assert_eq!(status, 101);
+}
+
+#[test]
+fn websocket_handshake_over_http_1_0_or_with_a_bad_key_gets_400() {
+    let server = Server::start();
+    assert_eq!(ws_handshake(&server, "HTTP/1.0", WS_KEY, "").0, 400);
+    assert_eq!(ws_handshake(&server, "HTTP/1.1", "not-a-key", "").0, 400);
+    assert_eq!(
+        ws_handshake(&server, "HTTP/1.1", "AAAAAAAAAAAAAAAAAAAAAAA=", "").0,
+        400
+    );
+    assert_eq!(server.stats().active_streams, 0);
+}
+
+/// A client frame masked with a zero key (the payload goes as is): its header only.
+fn ws_header(first: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![first];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out
+}
+
+fn ws_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = ws_header(first, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads server frames until a close frame: its status code.
+fn ws_close_code(r: &mut BufReader<TcpStream>) -> u16 {
+    loop {
+        let mut head = [0u8; 2];
+        r.read_exact(&mut head)
+            .expect("a close frame before the end");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut n = [0u8; 2];
+                r.read_exact(&mut n).unwrap();
+                u16::from_be_bytes(n) as usize
+            }
+            127 => {
+                let mut n = [0u8; 8];
+                r.read_exact(&mut n).unwrap();
+                u64::from_be_bytes(n) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0; len];
+        r.read_exact(&mut payload).unwrap();
+        if head[0] & 0x0f == 0x8 {
+            assert!(payload.len() >= 2, "a close frame without a code");
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[test]
+fn websocket_frame_over_64_kib_gets_1009_at_its_header() {
+    let server = Server::start();
+    let (status, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
+    assert_eq!(status, 101);
+    // Only the header of a 100 KiB binary frame: the answer must not wait for the payload.
+    r.get_mut().write_all(&ws_header(0x82, 100 * 1024)).unwrap();
+    let code = ws_close_code(&mut r);
+    drop(r); // a client closes once it has the close frame
+    assert_eq!(code, 1009);
+    assert_stream_released(&server, Instant::now(), "a frame over the limit");
+}
+
+#[test]
+fn websocket_protocol_error_gets_1002_and_invalid_utf8_gets_1007() {
+    let server = Server::start();
+    let (_, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
+    r.get_mut()
+        .write_all(&ws_frame(0x83, b"reserved opcode"))
+        .unwrap();
+    assert_eq!(ws_close_code(&mut r), 1002);
+    drop(r);
+    let (_, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
+    r.get_mut()
+        .write_all(&ws_frame(0x81, &[0xc3, 0x28]))
+        .unwrap();
+    assert_eq!(ws_close_code(&mut r), 1007);
+    drop(r);
+    wait_stats(&server, LOOSE, "both streams ended", |s| {
+        s.active_streams == 0
+    });
+}
+
+#[test]
+fn stream_intervals_below_10_ms_get_400() {
+    let server = Server::start();
+    for path in ["/events?interval_ms=9", "/stream?interval_ms=1"] {
+        // Only the head: a stream that was wrongly accepted would never end.
+        let mut s = server.connect();
+        s.write_all(request_bytes(server.addr, "GET", path, None).as_bytes())
+            .unwrap();
+        let (status, _) = read_head(&mut BufReader::new(s))
+            .unwrap()
+            .expect("an answer");
+        assert_eq!(status, 400, "{path}");
+        assert_refused(
+            &server.get(&format!("{path}0000000")),
+            400,
+            "interval over 60 s",
+        );
+    }
+    let (mut r, headers) = open_sse(&server, "/events?interval_ms=10");
+    let mut body = BufReader::new(BodyReader::new(&mut r, &headers));
+    assert_eq!(read_sse_events(&mut body, 2).len(), 2);
+}
+
+#[test]
+fn invalid_percent_escape_stays_literal() {
+    let server = Server::start();
+    let r = server.get("/process?steps=%+5");
+    assert_refused(&r, 400, "steps=%+5");
+    let error = r.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains(r#""% 5""#),
+        "the value is shown as sent: {error}"
+    );
+}
+
+#[test]
+fn dashboard_feed_pushes_jobs_operations_and_stats() {
+    let server = Server::start();
+    let (mut r, headers) = open_sse(&server, "/dashboard/events");
+    let mut body = BufReader::new(BodyReader::new(&mut r, &headers));
+    let first = read_sse_events(&mut body, 1).remove(0);
+    assert_eq!(
+        keys_of(&first),
+        set(&["jobs", "operations", "stats"]),
+        "{first}"
+    );
+    Stats::from_json(&first["stats"]);
+    let id = server.start_job(r#"{"steps":3,"step_ms":10}"#);
+    // Pushed: the job shows up, then completes, without another request from this client.
+    let mut seen_done = false;
+    let deadline = Instant::now() + LOOSE;
+    while !seen_done {
+        assert!(
+            Instant::now() < deadline,
+            "no completed job {id} in the feed"
+        );
+        let event = read_sse_events(&mut body, 1).remove(0);
+        for job in event["jobs"].as_array().unwrap() {
+            check_job_shape(job);
+            seen_done |= job["id"] == id.as_str() && job["status"] == "completed";
+        }
+        for o in event["operations"].as_array().unwrap() {
+            check_operation_shape(o);
+            assert_ne!(o["name"], "dashboard feed", "the feed lists itself: {o}");
+        }
+    }
+}
+
+/// Threads of a process, from /proc/PID/status.
+fn threads_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Threads in /proc/<pid>/status")
+}
+
+/// Threads of a web_app started with `args` and `env`, once it has served a request.
+fn serving_threads(args: &[&str], env: &[(&str, &str)]) -> u64 {
+    let server = Server::start_with(args, env);
+    assert_eq!(server.get("/process?steps=2&step_ms=1").status, 200);
+    threads_of(server.pid())
+}
+
+#[test]
+fn serves_on_one_executor_thread_per_core_by_default() {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let one = serving_threads(&["--threads", "1"], &[]);
+    assert_eq!(
+        serving_threads(&["--threads", "3"], &[]),
+        one + 2,
+        "--threads 3"
+    );
+    assert_eq!(
+        serving_threads(&[], &[("WEB_APP_THREADS", "4")]),
+        one + 3,
+        "WEB_APP_THREADS=4"
+    );
+    assert_eq!(
+        serving_threads(&[], &[]),
+        one + cores - 1,
+        "the default, {cores} cores"
     );
 }
 

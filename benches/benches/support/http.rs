@@ -1,6 +1,7 @@
-//! HTTP load for the `http` bench and the report: `/health` through cancelable-http and through
-//! plain hyper on smol with the same handler, driven by an in-process client over loopback
-//! (bounded in time), and the disconnect-to-cancel latency of the request layer.
+//! HTTP load for the `http` bench and the report: `/health` through cancelable-http, through
+//! plain hyper on smol with the same handler and through axum on tokio, driven by an in-process
+//! client over loopback (bounded in time), and the disconnect-to-cancel latency of the request
+//! layer.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -34,6 +35,8 @@ pub enum Variant {
     PlainLayer,
     /// The plain accept loop with hyper's header read timeout on a `CoarseTimer`.
     PlainTimer,
+    /// axum 0.8 (default features) on a tokio runtime with 2 worker threads, the same response.
+    Axum,
 }
 
 impl Variant {
@@ -44,6 +47,7 @@ impl Variant {
             Variant::Router => "cancelable-http (layer + runner + Router)",
             Variant::PlainLayer => "plain loop + layer",
             Variant::PlainTimer => "plain loop + header timeout (CoarseTimer)",
+            Variant::Axum => "axum 0.8 on tokio (2 workers)",
         }
     }
 }
@@ -81,7 +85,53 @@ impl Drop for Running {
     }
 }
 
+/// axum's `/health`: the body and content type of [`health`].
+async fn axum_health() -> impl axum::response::IntoResponse {
+    (
+        [(hyper::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"healthy"}"#,
+    )
+}
+
+/// axum on its own tokio runtime (2 workers, as a small service would run it), `TCP_NODELAY`
+/// like the others.
+fn start_axum() -> Running {
+    use axum::serve::ListenerExt as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let done = thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_io()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .unwrap()
+                .tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+            let app = axum::Router::new().route("/health", axum::routing::get(axum_health));
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .unwrap();
+        });
+    });
+    Running {
+        addr,
+        stop,
+        done: Some(done),
+    }
+}
+
 fn start(variant: Variant) -> Running {
+    if variant == Variant::Axum {
+        return start_axum();
+    }
     let listener = smol::block_on(cancelable_http::bind("127.0.0.1:0".parse().unwrap())).unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -136,6 +186,7 @@ fn start(variant: Variant) -> Running {
                     let router = Router::new(()).get("/health", routed_health).into_service();
                     server.serve(listener, router, &token).await;
                 }
+                Variant::Axum => unreachable!("started by start_axum"),
             }
         })
     });

@@ -44,7 +44,8 @@ mod parking_lot_free {
 const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 /// A job as `GET /jobs` lists it: `{"id", "name", "status", "progress": {"done", "total"},
-/// "reason"}` with SPEC §5's status and reason strings.
+/// "reason"}`. Statuses are `pending`, `running`, `completed`, `cancelled`, `failed`; reasons are
+/// the [`CancelKind`](cancelable::CancelKind) in snake case (`manual`, `timeout`, ...).
 ///
 /// ```
 /// # use cancelable_http::{Jobs, Server};
@@ -150,7 +151,8 @@ pub enum CancelOutcome {
 }
 
 impl CancelOutcome {
-    /// `Ok(())` for `Cancelled`, else the HTTP error of SPEC §5 (`409`, `404`).
+    /// `Ok(())` for `Cancelled`, else the HTTP error to answer with: `409` when the job had
+    /// already finished, `404` when no job has that id.
     ///
     /// ```
     /// assert!(cancelable_http::CancelOutcome::Cancelled.into_result().is_ok());
@@ -302,7 +304,7 @@ impl Jobs {
             drop(slot); // frees the concurrency slot before `done` is observed
             done.cancel();
         });
-        smol::spawn(task).detach();
+        state.spawn(task);
         Ok(id)
     }
 

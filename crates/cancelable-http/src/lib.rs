@@ -50,7 +50,7 @@
 //!
 //! | item | what it does |
 //! |---|---|
-//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1 and HTTP/2 (h2c) on one port; a disconnect seen whatever the client sent after its request, an HTTP/2 stream reset cancels its request; a bound on every phase (head, idle keep-alive, body, response), max connections, streams per connection, body size; graceful shutdown ([`server`] module docs) |
+//! | [`Server`], [`ServerConfig`] | bind, accept, serve HTTP/1.1 and HTTP/2 (h2c) on one port; a disconnect seen whatever the client sent after its request, an HTTP/2 stream reset cancels its request; a bound on every phase (head, idle keep-alive, body, response), max connections, HTTP/2 streams per connection, max body size, max streams, WebSocket limits, the executor; graceful shutdown ([`server`] module docs) |
 //! | [`Server::layer`] → [`RequestService`] | the request token for **any** hyper service, on any executor ([`request`] module docs) |
 //! | `Server::cancel_layer` → `CancelLayer` | the same for **any** tower service: axum, tower-http stacks (feature `tower`, `tower` module docs) |
 //! | [`RequestContext`], [`request_token`] | a handler's way to its token; [`RequestContext::timeout`] |
@@ -58,7 +58,8 @@
 //! | [`read_body`], [`read_json`], [`query_param`], [`path_param`] | input, with `400`/`413` errors |
 //! | [`json`], [`html`], [`HttpError`] | output; a [`Cancelled`](cancelable::Cancelled) becomes `504`/`503` |
 //! | [`Jobs`] | background jobs: random ids, list/get/cancel, history, concurrency limit (`429`) |
-//! | [`sse`], [`websocket`] | streams that stop when the peer leaves |
+//! | [`sse`], [`websocket`] | streams that stop when the peer leaves, at most `max_streams` at once (`429`); WebSocket frame, message and idle limits (close `1009`, `1002`, `1007`, `1001`) |
+//! | [`policy`], [`AllowedHosts`], [`Server::guard`] | for servers browsers reach: the `Host` allow-list against DNS rebinding, cross-origin and JSON-only rules against CSRF ([`policy`] module docs) |
 //! | [`Server::stats`], [`Server::operations`] | counters and the live/finished operations for a dashboard |
 //! | [`io`] | the hyper ↔ futures-io glue, a hyper timer on async-io, a hyper executor on smol |
 //!
@@ -83,10 +84,12 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod connection;
+mod frame_limit;
 #[cfg(feature = "http2")]
 mod http2;
 pub mod io;
 mod jobs;
+pub mod policy;
 pub mod request;
 mod response;
 mod router;
@@ -97,6 +100,7 @@ pub mod tower;
 
 pub use async_tungstenite::tungstenite::Message;
 pub use jobs::{CancelOutcome, JobError, JobInfo, Jobs};
+pub use policy::{AllowedHosts, Guard};
 pub use request::{
     RequestContext, RequestFuture, RequestService, query_param, read_body, read_json, request_token,
 };

@@ -437,43 +437,21 @@ where
     serde_json::from_slice(text).map_err(|e| HttpError::bad_request(format!("invalid JSON: {e}")))
 }
 
-/// The value of query parameter `name` in `req`'s URI, percent-decoded (`+` is a space); `None`
-/// when absent. The first occurrence wins.
+/// The value of query parameter `name` in `req`'s URI, decoded as an HTML form does
+/// (`application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte, invalid UTF-8 replaced
+/// by U+FFFD); a `%` not followed by two hex digits stays as it is. `None` when absent; the
+/// first occurrence wins.
 ///
 /// ```
-/// let req = hyper::Request::get("/process?steps=5&name=a%20b+c").body(()).unwrap();
+/// let req = hyper::Request::get("/process?steps=5&name=a%20b+c&odd=%+5").body(()).unwrap();
 /// assert_eq!(cancelable_http::query_param(&req, "steps").as_deref(), Some("5"));
 /// assert_eq!(cancelable_http::query_param(&req, "name").as_deref(), Some("a b c"));
+/// assert_eq!(cancelable_http::query_param(&req, "odd").as_deref(), Some("% 5"));
 /// assert_eq!(cancelable_http::query_param(&req, "other"), None);
 /// ```
 pub fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
     let query = req.uri().query()?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == name).then(|| decode(value))
-    })
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }

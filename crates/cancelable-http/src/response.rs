@@ -173,7 +173,7 @@ impl HttpError {
         }
         let repr = Repr {
             error: &self.message,
-            // A timeout is exactly `{"error":"timeout"}` (SPEC §5).
+            // A timeout is exactly `{"error":"timeout"}`: clients match on it.
             reason: self
                 .reason
                 .filter(|kind| *kind != CancelKind::Timeout)

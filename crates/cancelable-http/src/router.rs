@@ -14,6 +14,7 @@ use hyper::header::{ALLOW, HeaderValue};
 use hyper::service::Service;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::policy;
 use crate::request::RequestContext;
 use crate::response::{Body, HttpError};
 
@@ -139,8 +140,11 @@ struct Methods<S> {
 
 /// Routes requests to handlers by path and method; a hyper `Service`. Unknown paths get
 /// `404 {"error":"not found"}`, known paths with another method `405 {"error":"method not
-/// allowed"}` with an `Allow` header. `S` is state handed to every handler (cloned per
-/// request): put your `Jobs`, `Server` handles and such in it.
+/// allowed"}` with an `Allow` header. Before routing, each request is checked against the
+/// server's request rules (see [`policy`](crate::policy): `400` for a missing, repeated or
+/// unknown `Host`, `403` cross-origin, `415` a `POST` body that is not JSON, as configured).
+/// `S` is state handed to every handler (cloned per request): put your `Jobs`, `Server`
+/// handles and such in it.
 ///
 /// ```
 /// use cancelable_http::{HandlerResult, Router, json};
@@ -285,6 +289,10 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         &self,
         mut req: Request<Incoming>,
     ) -> BoxFuture<Result<Response<Body>, Infallible>> {
+        let cx = RequestContext::of(&req).cloned();
+        if let Some(Err(refused)) = cx.as_ref().map(|cx| policy::check(&req, cx.state())) {
+            return ready(refused.into_response());
+        }
         let (slot, params) = match self.matcher.at(req.uri().path()) {
             Ok(found) => {
                 let params: Vec<(String, String)> = found
@@ -306,7 +314,6 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         if !params.is_empty() {
             req.extensions_mut().insert(PathParams(params));
         }
-        let cx = RequestContext::of(&req).cloned();
         if let (Some(limit), Some(cx)) = (route.timeout, &cx) {
             cx.timeout(limit);
         }

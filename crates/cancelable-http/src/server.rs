@@ -100,6 +100,7 @@ use crate::connection;
 #[cfg(feature = "http2")]
 use crate::http2::{self, Sniffed};
 use crate::io::CoarseTimer;
+use crate::policy::{AllowedHosts, Bound};
 use crate::request::{RequestContext, RequestService};
 use crate::response::BoxError;
 
@@ -158,6 +159,39 @@ pub struct ServerConfig {
     /// then the connection is closed (and the request in flight, if any, cancelled with
     /// `Timeout`).
     pub send_timeout: Duration,
+
+    // Browser safety, stream bounds and the executor (the `policy` and `stream` modules).
+    /// The names a request's `Host` may carry ([`AllowedHosts::any`] by default): another
+    /// name gets `400`. Applied by the [`Router`](crate::Router) and [`Server::guard`]
+    /// (see the [`policy`](crate::policy) module), which also refuse an HTTP/1.1 request
+    /// without `Host` or any request with two, with `400`, whatever this setting.
+    pub allowed_hosts: AllowedHosts,
+    /// Refuse cross-origin requests that change state (off by default): a request with a
+    /// method other than `GET`, `HEAD` or `OPTIONS` whose `Sec-Fetch-Site` says another site,
+    /// or whose `Origin` does not match its `Host`, and a WebSocket handshake whose `Origin`
+    /// does not match, get `403`.
+    pub cross_origin_protection: bool,
+    /// Require `Content-Type: application/json` on `POST` requests with a body (off by
+    /// default): another type gets `415`. Browsers send JSON cross-site only after a CORS
+    /// preflight, which this server does not grant, so forms and `text/plain` posts from other
+    /// sites cannot reach a handler.
+    pub require_json_posts: bool,
+    /// SSE and WebSocket streams open at once (256): one more gets `429` at once.
+    pub max_streams: usize,
+    /// The largest WebSocket frame payload a peer may send, in bytes (1 MiB): a larger frame
+    /// header closes the WebSocket with `1009` before its payload is read.
+    pub max_websocket_frame: usize,
+    /// The largest WebSocket message a peer may send, in bytes, all its fragments together
+    /// (1 MiB): the frame header that goes past it closes the WebSocket with `1009`.
+    pub max_websocket_message: usize,
+    /// How long a WebSocket peer may stay silent (60 s): after half of it the server sends a
+    /// ping, after all of it the server closes with `1001` and cancels the stream with
+    /// `Timeout`.
+    pub websocket_idle_timeout: Duration,
+    /// Where the server runs its connections, streams and jobs: smol's global executor when
+    /// `None` (the default; one thread unless `SMOL_THREADS` says more), or an executor of
+    /// yours, run on as many threads as you like.
+    pub executor: Option<Arc<smol::Executor<'static>>>,
     /// Whether HTTP/2 with prior knowledge (h2c) is served beside HTTP/1.1 on the same port
     /// (`true`; feature `http2`). When `false`, a client that opens with the HTTP/2 preface
     /// gets its connection closed.
@@ -184,6 +218,15 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             min_body_rate: 256,
             send_timeout: Duration::from_secs(30),
+
+            allowed_hosts: AllowedHosts::any(),
+            cross_origin_protection: false,
+            require_json_posts: false,
+            max_streams: 256,
+            max_websocket_frame: 1024 * 1024,
+            max_websocket_message: 1024 * 1024,
+            websocket_idle_timeout: Duration::from_secs(60),
+            executor: None,
             #[cfg(feature = "http2")]
             http2: true,
             #[cfg(feature = "http2")]
@@ -314,6 +357,96 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`allowed_hosts`](ServerConfig::allowed_hosts).
+    ///
+    /// ```
+    /// use cancelable_http::{AllowedHosts, ServerConfig};
+    /// let c = ServerConfig::default().allowed_hosts(AllowedHosts::local().and("app.example"));
+    /// assert!(!c.allowed_hosts.is_any());
+    /// ```
+    pub fn allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// Sets [`cross_origin_protection`](ServerConfig::cross_origin_protection).
+    ///
+    /// ```
+    /// assert!(cancelable_http::ServerConfig::default().cross_origin_protection(true).cross_origin_protection);
+    /// ```
+    pub fn cross_origin_protection(mut self, on: bool) -> Self {
+        self.cross_origin_protection = on;
+        self
+    }
+
+    /// Sets [`require_json_posts`](ServerConfig::require_json_posts).
+    ///
+    /// ```
+    /// assert!(cancelable_http::ServerConfig::default().require_json_posts(true).require_json_posts);
+    /// ```
+    pub fn require_json_posts(mut self, on: bool) -> Self {
+        self.require_json_posts = on;
+        self
+    }
+
+    /// Sets [`max_streams`](ServerConfig::max_streams).
+    ///
+    /// ```
+    /// assert_eq!(cancelable_http::ServerConfig::default().max_streams(8).max_streams, 8);
+    /// ```
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// Sets [`max_websocket_frame`](ServerConfig::max_websocket_frame).
+    ///
+    /// ```
+    /// let c = cancelable_http::ServerConfig::default().max_websocket_frame(16 * 1024);
+    /// assert_eq!(c.max_websocket_frame, 16 * 1024);
+    /// ```
+    pub fn max_websocket_frame(mut self, bytes: usize) -> Self {
+        self.max_websocket_frame = bytes;
+        self
+    }
+
+    /// Sets [`max_websocket_message`](ServerConfig::max_websocket_message).
+    ///
+    /// ```
+    /// let c = cancelable_http::ServerConfig::default().max_websocket_message(64 * 1024);
+    /// assert_eq!(c.max_websocket_message, 64 * 1024);
+    /// ```
+    pub fn max_websocket_message(mut self, bytes: usize) -> Self {
+        self.max_websocket_message = bytes;
+        self
+    }
+
+    /// Sets [`websocket_idle_timeout`](ServerConfig::websocket_idle_timeout) (at least 2 ms).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = cancelable_http::ServerConfig::default().websocket_idle_timeout(Duration::from_secs(30));
+    /// assert_eq!(c.websocket_idle_timeout, Duration::from_secs(30));
+    /// ```
+    pub fn websocket_idle_timeout(mut self, limit: Duration) -> Self {
+        self.websocket_idle_timeout = limit.max(Duration::from_millis(2));
+        self
+    }
+
+    /// Sets [`executor`](ServerConfig::executor): the server's tasks run on `executor`, which
+    /// you run on threads of your own (see the web_app example for all cores).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let executor = Arc::new(smol::Executor::new());
+    /// let c = cancelable_http::ServerConfig::default().executor(executor.clone());
+    /// assert!(c.executor.is_some());
+    /// ```
+    pub fn executor(mut self, executor: Arc<smol::Executor<'static>>) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+
     /// Sets [`http2`](ServerConfig::http2).
     ///
     /// ```
@@ -361,9 +494,21 @@ pub(crate) struct State {
     pub(crate) jobs: Registry,
     /// The timer of every connection's deadlines.
     pub(crate) timer: CoarseTimer,
+    /// The addresses `serve` listens on: allowed `Host` values.
+    pub(crate) bound: Bound,
 }
 
-/// The counters of `GET /stats`, serialised with exactly these field names.
+impl State {
+    /// Runs `task` on the configured executor, or smol's global one.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        match &self.config.executor {
+            Some(executor) => executor.spawn(task).detach(),
+            None => smol::spawn(task).detach(),
+        }
+    }
+}
+
+/// The counters of `GET /stats`, serialised with exactly these field names (clients read them).
 ///
 /// ```
 /// use cancelable_http::{Server, ServerConfig};
@@ -504,6 +649,7 @@ impl Server {
             jobs: Registry::with_history(config.job_history),
             timer: connection::timer_for(&config),
             config,
+            bound: Bound::default(),
         };
         Self {
             state: Arc::new(state),
@@ -709,6 +855,9 @@ impl Server {
         B::Error: Into<BoxError>,
     {
         let state = &self.state;
+        if let Ok(addr) = listener.local_addr() {
+            state.bound.add(addr.ip());
+        }
         let permits = Arc::new(smol::lock::Semaphore::new(state.config.max_connections));
         let stop = async {
             futures_lite::future::or(shutdown.cancelled(), state.token.cancelled()).await;
@@ -757,7 +906,7 @@ impl Server {
                 let read = Vec::new();
                 connection::serve(socket, read, started, service, &conn_state).await;
             });
-            smol::spawn(task).detach();
+            state.spawn(task);
         }
         // New clients are refused from now on, not left waiting in the backlog.
         drop(listener);
@@ -784,10 +933,21 @@ impl Server {
 /// });
 /// ```
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    // The standard library listens with a backlog of 128. A burst of clients larger than that,
+    // arriving while the accept loop is busy for a moment, overflows it, and each client whose
+    // SYN is dropped waits a full second for its retransmission. Listening again only raises
+    // the backlog (the kernel caps it at `net.core.somaxconn`).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    rustix::net::listen(&listener, BACKLOG)?;
+    Ok(listener)
 }
+
+/// The listen backlog [`bind`] asks for where the platform lets it be raised.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const BACKLOG: i32 = 4096;
 
 /// Counts a connection as open while it lives.
 struct Open<'a>(&'a AtomicUsize);

@@ -1,7 +1,9 @@
 //! Streams that stop when the peer leaves: server-sent events ([`sse`]) and WebSocket
 //! ([`websocket`]). Each runs its producer as an [`Operation`] (metadata `kind=stream`) under
 //! a token that is a child of the request's (so shutdown stops it), on its own task tracked by
-//! the server (so shutdown waits for it), counted in `active_streams`.
+//! the server (so shutdown waits for it), counted in `active_streams`. At most
+//! [`max_streams`](crate::ServerConfig::max_streams) (256) are open at once: one more is
+//! refused with `429 {"error": ...}` before anything starts.
 //!
 //! How the producer learns the peer left, within milliseconds, never waiting for a write to
 //! fail:
@@ -13,28 +15,32 @@
 //!   frame, an EOF or a read error cancels the stream token with `Disconnected`. Pings are
 //!   answered by the reader (tungstenite queues the pong, the next read or write flushes it);
 //!   the server sends a close frame when the producer finishes (`1000`) or the server shuts
-//!   down (`1001`).
+//!   down (`1001`). What a peer may send is bounded (frame and message size, idle time; see
+//!   [`websocket`]), and a peer that breaks a rule gets the close code that names it.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use async_tungstenite::{WebSocketReceiver, WebSocketStream};
 use bytes::Bytes;
 use cancelable::{
     CancelKind, CancelReason, CancellationToken, Cancelled, Operation, OperationContext,
 };
-use futures_lite::{FutureExt as _, StreamExt as _};
+use futures_lite::{AsyncReadExt as _, FutureExt as _, StreamExt as _};
 use hyper::body::{Body as HttpBody, Frame};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
+use crate::frame_limit::{FrameLimit, TooBig};
+use crate::policy::has_token;
 use crate::request::RequestContext;
 use crate::response::{Body, BoxError, HttpError};
 use crate::server::State;
@@ -43,6 +49,9 @@ use crate::server::State;
 const QUEUE: usize = 16;
 /// How long the server waits to send its close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// tungstenite's read buffer per WebSocket, allocated up front (its default is 128 KiB): the
+/// streams here mostly send, and a peer's large message grows the buffer only as it comes.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// One server-sent event.
 ///
@@ -158,26 +167,40 @@ impl EventSender {
     }
 }
 
-/// Starts a stream operation under `req`'s token and bumps `active_streams` until it ends.
-fn stream_op<B>(req: &Request<B>, name: &str) -> Result<(Operation, Arc<State>), HttpError> {
+/// Takes one of the server's stream slots (`429` when all are taken), then starts a stream
+/// operation under `req`'s token; the slot is held (and counted in `active_streams`) until
+/// the returned [`Gauge`] drops.
+fn stream_op<B>(req: &Request<B>, name: &str) -> Result<(Operation, Arc<State>, Gauge), HttpError> {
     let cx = RequestContext::of(req).ok_or_else(|| {
         HttpError::internal("the request did not go through cancelable-http's layer")
     })?;
+    let gauge = Gauge::take(cx.state().clone())?;
     let op = Operation::new(name)
         .parent(cx.token())
         .metadata("kind", "stream")
         .metadata("path", req.uri().path())
         .register(&cx.state().streams);
-    Ok((op, cx.state().clone()))
+    Ok((op, cx.state().clone(), gauge))
 }
 
-/// Counts a stream in `active_streams` while it lives.
+/// One of the server's [`max_streams`](crate::ServerConfig::max_streams) slots, counted in
+/// `active_streams` while it lives.
 struct Gauge(Arc<State>);
 
 impl Gauge {
-    fn new(state: Arc<State>) -> Self {
-        state.stats.active_streams.fetch_add(1, Relaxed);
-        Self(state)
+    fn take(state: Arc<State>) -> Result<Self, HttpError> {
+        let limit = state.config.max_streams;
+        let taken = state
+            .stats
+            .active_streams
+            .fetch_update(Relaxed, Relaxed, |open| (open < limit).then_some(open + 1));
+        match taken {
+            Ok(_) => Ok(Self(state)),
+            Err(_) => Err(HttpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many streams open (limit {limit}); try again later"),
+            )),
+        }
     }
 }
 
@@ -217,16 +240,15 @@ where
     F: FnOnce(OperationContext, EventSender) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Cancelled>> + Send + 'static,
 {
-    let (op, state) = stream_op(req, name)?;
+    let (op, state, gauge) = stream_op(req, name)?;
     let (tx, rx) = async_channel::bounded(QUEUE);
-    let gauge = Gauge::new(state.clone());
     let run = op.run(|cx| producer(cx, EventSender { tx }));
     let token = run.context().token().clone();
     let task = state.tracker.track_future(async move {
         let _gauge = gauge;
         let _ = run.await;
     });
-    smol::spawn(task).detach();
+    state.spawn(task);
     let body = SseBody {
         rx: Box::pin(rx),
         keep_alive: smol::Timer::after(state.config.keep_alive),
@@ -320,12 +342,29 @@ impl WsSender {
 
 /// Accepts a WebSocket upgrade on `req` and answers `101 Switching Protocols`; once hyper has
 /// handed over the connection, `producer` runs on its own task with the stream's context and a
-/// [`WsSender`]. A reader runs beside it the whole time (close, EOF or error → the stream token
-/// is cancelled with `Disconnected` and the producer is dropped; pings are answered). When the
-/// producer returns, the server sends a normal close frame; on shutdown, a `1001 going away`.
+/// [`WsSender`]. A reader runs beside it the whole time: pings are answered; a close frame,
+/// EOF or read error cancels the stream token with `Disconnected` and drops the producer.
+/// When the producer returns, the server sends a normal close frame (`1000`); on shutdown,
+/// `1001 going away`.
 ///
-/// Not a WebSocket handshake (wrong method, missing or bad `Upgrade`, `Connection`,
-/// `Sec-WebSocket-Key`, version other than 13) → `400`/`426` [`HttpError`].
+/// What the peer may send is bounded by the server's [`ServerConfig`](crate::ServerConfig):
+///
+/// | peer sends | the server answers |
+/// |---|---|
+/// | a frame header over `max_websocket_frame` (1 MiB) | close `1009`, before reading the payload |
+/// | a frame header that takes its message over `max_websocket_message` (1 MiB) | close `1009`, the same |
+/// | a protocol error (unmasked frame, reserved opcode or bit, bad control or continuation frame) | close `1002` |
+/// | text that is not UTF-8 | close `1007` |
+/// | nothing for half of `websocket_idle_timeout` (60 s) | a ping |
+/// | nothing for all of it | close `1001`; the stream is cancelled with `Timeout` |
+///
+/// After a close for the peer's fault the stream is cancelled with `Disconnected`. A peer
+/// that holds an unfinished message keeps at most about the two limits of memory in use.
+///
+/// The handshake must be a `GET` over HTTP/1.1 or later with `Upgrade: websocket`,
+/// `Connection: upgrade`, a `Sec-WebSocket-Key` of 16 bytes in base64 and
+/// `Sec-WebSocket-Version: 13` (RFC 6455, section 4.2.1); otherwise `400` (`426` without
+/// `Upgrade`). Past [`max_streams`](crate::ServerConfig::max_streams) open streams: `429`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -353,13 +392,16 @@ where
     F: FnOnce(OperationContext, WsSender) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Cancelled>> + Send + 'static,
 {
-    let accept = handshake(req)?;
-    let (op, state) = stream_op(req, name)?;
+    let accept = match handshake(req) {
+        Ok(accept) => accept,
+        Err(refused) => return Ok(*refused),
+    };
+    let (op, state, gauge) = stream_op(req, name)?;
     let upgrade = hyper::upgrade::on(&mut *req);
     let (tx, rx) = async_channel::bounded(QUEUE);
-    let gauge = Gauge::new(state.clone());
     let run = op.run(|cx| producer(cx, WsSender { tx }));
     let token = run.context().token().clone();
+    let limits = Limits::of(&state.config);
     let task = state.tracker.track_future(async move {
         let _gauge = gauge;
         // Until hyper hands the connection over, a cancelation (shutdown) still stops us.
@@ -374,11 +416,19 @@ where
             let _ = run.await; // records the cancelation
             return;
         };
-        let io = crate::io::HyperIo::new(upgraded);
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        drive(ws, run, rx, &token).await;
+        let io = FrameLimit::new(
+            crate::io::HyperIo::new(upgraded),
+            limits.max_frame,
+            limits.max_message,
+        );
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .max_frame_size(Some(limits.max_frame))
+            .max_message_size(Some(limits.max_message));
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        drive(ws, run, rx, &token, limits.idle).await;
     });
-    smol::spawn(task).detach();
+    state.spawn(task);
     let mut response = Response::new(crate::response::full(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -388,64 +438,213 @@ where
     Ok(response)
 }
 
+/// What a WebSocket peer may send, from the server's configuration.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_frame: usize,
+    max_message: usize,
+    idle: Duration,
+}
+
+impl Limits {
+    fn of(config: &crate::ServerConfig) -> Self {
+        Self {
+            max_frame: config.max_websocket_frame,
+            max_message: config.max_websocket_message,
+            idle: config.websocket_idle_timeout,
+        }
+    }
+}
+
+/// How the reader saw the WebSocket end.
+enum Ending {
+    /// The peer closed it, went away or broke the connection: nothing more to say.
+    PeerLeft,
+    /// The peer broke a rule: the server closes with this code and reason.
+    Fault(CloseCode, &'static str),
+    /// The peer sent nothing for the idle timeout.
+    Idle(Duration),
+}
+
+impl Ending {
+    fn of(error: &WsError) -> Self {
+        match error {
+            WsError::Capacity(_) => Ending::Fault(CloseCode::Size, "message too big"),
+            WsError::Io(e) if TooBig::is(e) => Ending::Fault(CloseCode::Size, "message too big"),
+            WsError::Utf8(_) => Ending::Fault(CloseCode::Invalid, "invalid UTF-8"),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ending::PeerLeft,
+            WsError::Protocol(_) => Ending::Fault(CloseCode::Protocol, "protocol error"),
+            _ => Ending::PeerLeft,
+        }
+    }
+
+    fn reason(&self) -> CancelReason {
+        match self {
+            Ending::PeerLeft => {
+                CancelReason::disconnected().with_message("the peer closed the WebSocket")
+            }
+            Ending::Fault(code, why) => CancelReason::disconnected()
+                .with_message(format!("closed the WebSocket with {code}: {why}")),
+            Ending::Idle(limit) => CancelReason::timeout()
+                .with_message(format!("the WebSocket peer sent nothing for {limit:?}")),
+        }
+    }
+
+    fn frame(&self) -> Option<CloseFrame> {
+        match self {
+            Ending::PeerLeft => None,
+            Ending::Fault(code, why) => Some(close(*code, why)),
+            Ending::Idle(_) => Some(close(CloseCode::Away, "idle timeout")),
+        }
+    }
+}
+
+/// Reads the peer's frames until the WebSocket ends: answers pings (tungstenite queues the
+/// pong), asks for a ping of ours (through `ping`) after half of `idle` of silence, and gives
+/// up after all of it.
+async fn read<S>(
+    receiver: &mut WebSocketReceiver<S>,
+    idle: Duration,
+    ping: &async_channel::Sender<()>,
+) -> Ending
+where
+    S: futures_lite::io::AsyncRead + futures_lite::io::AsyncWrite + Unpin,
+{
+    let mut heard = Instant::now();
+    let mut pinged = false;
+    let mut timer = smol::Timer::at(heard + idle / 2);
+    loop {
+        let next = async { Some(receiver.next().await) }
+            .or(async {
+                (&mut timer).await;
+                None
+            })
+            .await;
+        match next {
+            Some(Some(Ok(Message::Close(_))) | None) => return Ending::PeerLeft,
+            Some(Some(Err(e))) => return Ending::of(&e),
+            Some(Some(Ok(_))) => {
+                heard = Instant::now();
+                pinged = false;
+                timer.set_at(heard + idle / 2);
+            }
+            None if pinged => return Ending::Idle(idle),
+            None => {
+                pinged = true;
+                let _ = ping.try_send(());
+                timer.set_at(heard + idle);
+            }
+        }
+    }
+}
+
+/// What the writer does next.
+enum Out {
+    Send(Message),
+    /// The producer dropped its sender.
+    Closed,
+    /// The producer returned and its messages are out.
+    Done,
+}
+
 /// Runs the producer, the writer (producer → socket) and the reader (socket → disconnect
 /// detection) together, then sends the close frame that fits how it ended.
 async fn drive<S, Fut>(
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<FrameLimit<S>>,
     run: Fut,
     rx: async_channel::Receiver<Message>,
     token: &CancellationToken,
+    idle: Duration,
 ) where
     S: futures_lite::io::AsyncRead + futures_lite::io::AsyncWrite + Unpin,
     Fut: Future<Output = Result<(), Cancelled>>,
 {
     let (mut sender, mut receiver) = ws.split();
-    let outcome = {
+    let (ping_tx, ping_rx) = async_channel::bounded(1);
+    let mut run = pin!(run);
+    let mut produced = None;
+    // Cancelled once the producer has returned: the writer then stops when its queue is empty.
+    let done = CancellationToken::new();
+    let ended = {
         let pump = async {
-            while let Ok(message) = rx.recv().await {
-                if sender.send(message).await.is_err() {
-                    token.cancel_with(
-                        CancelReason::disconnected().with_message("cannot write to the WebSocket"),
-                    );
-                    break;
+            let mut open = true;
+            loop {
+                // Our pings first: a busy producer must not starve the idle check. The writer
+                // serves them until the producer returns, even if it dropped its sender early.
+                let next = async {
+                    match ping_rx.recv().await {
+                        Ok(()) => Out::Send(Message::Ping(Bytes::new())),
+                        Err(_) => std::future::pending().await,
+                    }
+                }
+                .or(async {
+                    if open {
+                        rx.recv().await.map_or(Out::Closed, Out::Send)
+                    } else {
+                        done.cancelled().await;
+                        Out::Done
+                    }
+                })
+                .await;
+                match next {
+                    Out::Send(message) => {
+                        if sender.send(message).await.is_err() {
+                            token.cancel_with(
+                                CancelReason::disconnected()
+                                    .with_message("cannot write to the WebSocket"),
+                            );
+                            break;
+                        }
+                    }
+                    Out::Closed => open = false,
+                    Out::Done => break,
                 }
             }
         }
         // Once cancelled, send nothing more than the close frame.
         .or(token.cancelled());
-        let read = async {
-            loop {
-                match receiver.next().await {
-                    // A ping is answered by tungstenite; other messages are not for us.
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                }
-            }
-            token.cancel_with(
-                CancelReason::disconnected().with_message("the peer closed the WebSocket"),
-            );
-            std::future::pending::<Result<(), Cancelled>>().await
+        let produce = async {
+            let record = async {
+                produced = Some(run.as_mut().await);
+                done.cancel();
+            };
+            futures_lite::future::zip(record, pump).await;
+            None
         };
-        async {
-            let (outcome, ()) = futures_lite::future::zip(run, pump).await;
-            outcome
-        }
-        .or(read)
-        .await
+        let read = async { Some(read(&mut receiver, idle, &ping_tx).await) };
+        produce.or(read).await
     };
-    let frame = match &outcome {
-        Ok(()) => Some(close(CloseCode::Normal, "done")),
-        Err(c) if c.reason().kind() == CancelKind::Disconnected => None,
-        Err(c) if c.reason().kind() == CancelKind::Shutdown => {
-            Some(close(CloseCode::Away, "server shutting down"))
+    let (frame, linger) = match (ended, produced) {
+        (Some(ending), produced) => {
+            token.cancel_with(ending.reason());
+            if produced.is_none() {
+                let _ = run.await; // the producer sees the cancelation, which is recorded
+            }
+            (ending.frame(), matches!(ending, Ending::Fault(..)))
         }
-        Err(_) => Some(close(CloseCode::Normal, "cancelled")),
+        (None, Some(Ok(()))) => (Some(close(CloseCode::Normal, "done")), false),
+        (None, Some(Err(c))) if c.reason().kind() == CancelKind::Shutdown => {
+            (Some(close(CloseCode::Away, "server shutting down")), false)
+        }
+        (None, Some(Err(c))) if c.reason().kind() != CancelKind::Disconnected => {
+            (Some(close(CloseCode::Normal, "cancelled")), false)
+        }
+        (None, _) => (None, false),
     };
     // Our close frame (or the reply to the peer's, queued by tungstenite), then the peer's
     // reply, each within a bound: a vanished peer must not hold the task.
     let _ = cancelable_smol::timeout(CLOSE_WAIT, async {
         let _ = sender.close(frame).await;
         while let Some(Ok(_)) = receiver.next().await {}
+        // After a fault the reader stopped at the error, with more of the peer's bytes likely
+        // on their way: read and drop them until the peer closes, so that closing with unread
+        // bytes does not reset the connection before the peer has read our close frame.
+        if linger {
+            if let Ok(mut ws) = WebSocketStream::reunite(sender, receiver) {
+                let mut sink = [0u8; 4096];
+                while let Ok(1..) = ws.get_mut().get_mut().read(&mut sink).await {}
+            }
+        }
     })
     .await;
 }
@@ -457,37 +656,53 @@ fn close(code: CloseCode, reason: &'static str) -> CloseFrame {
     }
 }
 
-/// Checks the client's handshake (RFC 6455 §4.2.1) and computes `Sec-WebSocket-Accept`.
-fn handshake<B>(req: &Request<B>) -> Result<HeaderValue, HttpError> {
+/// Checks the client's handshake (RFC 6455, section 4.2.1) and computes
+/// `Sec-WebSocket-Accept`; a refusal is the response to send.
+fn handshake<B>(req: &Request<B>) -> Result<HeaderValue, Box<Response<Body>>> {
+    let refuse = |error: HttpError| Box::new(error.into_response());
     let headers = req.headers();
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|value| {
-            value
-                .to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
     if req.method() != hyper::Method::GET {
-        return Err(HttpError::bad_request("a WebSocket handshake is a GET"));
+        return Err(refuse(HttpError::bad_request(
+            "a WebSocket handshake is a GET",
+        )));
     }
-    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
-        return Err(HttpError::new(
+    if !has_token(headers, header::UPGRADE, "websocket")
+        || !has_token(headers, header::CONNECTION, "upgrade")
+    {
+        return Err(refuse(HttpError::new(
             StatusCode::UPGRADE_REQUIRED,
             "this route speaks WebSocket: send Upgrade: websocket",
-        ));
+        )));
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return Err(HttpError::bad_request(
+    if req.version() < hyper::Version::HTTP_11 {
+        return Err(refuse(HttpError::bad_request(
+            "a WebSocket handshake needs HTTP/1.1 or later",
+        )));
+    }
+    let version = headers.get(header::SEC_WEBSOCKET_VERSION);
+    if version.map(HeaderValue::as_bytes) != Some(b"13") {
+        let mut refused = refuse(HttpError::bad_request(
             "unsupported Sec-WebSocket-Version (want 13)",
         ));
+        refused.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return Err(refused);
     }
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
-        .ok_or_else(|| HttpError::bad_request("missing Sec-WebSocket-Key"))?;
-    let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    HeaderValue::from_str(&accept).map_err(|_| HttpError::internal("bad accept key"))
+        .map(HeaderValue::as_bytes)
+        .filter(|key| {
+            data_encoding::BASE64
+                .decode(key)
+                .is_ok_and(|nonce| nonce.len() == 16)
+        })
+        .ok_or_else(|| {
+            refuse(HttpError::bad_request(
+                "Sec-WebSocket-Key must be 16 bytes in base64",
+            ))
+        })?;
+    let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key);
+    HeaderValue::from_str(&accept).map_err(|_| refuse(HttpError::internal("bad accept key")))
 }

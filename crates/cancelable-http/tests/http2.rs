@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cancelable::{CancelKind, CancellationToken};
 use cancelable_http::{
-    Event, HandlerResult, Router, ServerConfig, json, read_body, request_token, sse,
+    AllowedHosts, Event, HandlerResult, Router, ServerConfig, json, read_body, request_token, sse,
 };
 use common::{LONG, TestServer, read_response, request_text, signal};
 use hyper::body::Incoming;
@@ -206,6 +206,27 @@ fn http2_with_prior_knowledge_and_http1_share_the_port() {
     );
     t.until("every request counted", |s| {
         s.stats().completed_requests == 4
+    });
+}
+
+#[test]
+fn the_host_rules_read_an_http2_requests_authority() {
+    // HTTP/2 names the host in `:authority`, not in a Host header.
+    let (probe, _events) = probe();
+    let t = start(
+        ServerConfig::default().allowed_hosts(AllowedHosts::local()),
+        probe,
+    );
+    smol::block_on(async {
+        let (mut client, _driver) = connect(t.addr).await;
+        for (authority, status) in [(t.addr.to_string(), 200), ("evil.example".into(), 400)] {
+            client.clone().ready().await.unwrap();
+            let request = Request::get(format!("http://{authority}/hello"))
+                .body(())
+                .unwrap();
+            let (response, _) = client.send_request(request, true).unwrap();
+            assert_eq!(read(response).await.0, status, "{authority}");
+        }
     });
 }
 

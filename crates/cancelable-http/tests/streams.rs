@@ -252,3 +252,81 @@ fn a_plain_get_on_a_websocket_route_is_refused() {
     assert!(response.json()["error"].is_string());
     assert_eq!(t.server.stats().active_streams, 0);
 }
+
+/// Opens `/events` and returns the status of the answer (and the socket, kept open).
+fn sse_status(t: &TestServer) -> (u16, TcpStream) {
+    let stream = t.connect();
+    (&stream)
+        .write_all(request_text("GET", "/events", None, false).as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let (status, headers) = read_head(&mut reader).unwrap();
+    if status != 200 {
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(json["error"].is_string(), "{json}");
+    }
+    (status, stream)
+}
+
+#[test]
+fn streams_past_max_streams_get_429_at_once() {
+    let (t, _reasons) = start(ServerConfig::default().max_streams(2));
+    let (status, sse) = sse_status(&t);
+    assert_eq!(status, 200);
+    let socket = ws_connect(&t, "/ws");
+    assert_eq!(t.server.stats().active_streams, 2);
+    // Both kinds are refused past the cap, and nothing is started for them.
+    let (status, _refused) = sse_status(&t);
+    assert_eq!(status, 429);
+    let url = format!("ws://{}/ws", t.addr);
+    match tungstenite::client(url.as_str(), t.connect()) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!("expected a 429 handshake failure, got {other:?}"),
+    }
+    assert_eq!(t.server.stats().active_streams, 2);
+    assert_eq!(
+        t.server
+            .operations(50)
+            .iter()
+            .filter(|o| o.kind == "stream")
+            .count(),
+        2,
+        "refused streams are not operations"
+    );
+    // A slot frees up when a stream ends.
+    drop(sse);
+    t.until("one stream left", |s| s.stats().active_streams == 1);
+    let (status, _sse) = sse_status(&t);
+    assert_eq!(status, 200);
+    drop(socket);
+}
+
+#[test]
+fn the_default_stream_cap_is_256() {
+    let (t, reasons) = start(ServerConfig::default());
+    // Each producer reports its cancelation into a bounded channel: keep it drained.
+    let reported = std::thread::spawn(move || reasons.iter().take(256).count());
+    let open: Vec<TcpStream> = (0..256)
+        .map(|_| {
+            let (status, stream) = sse_status(&t);
+            assert_eq!(status, 200);
+            stream
+        })
+        .collect();
+    assert_eq!(t.server.stats().active_streams, 256);
+    let started = Instant::now();
+    assert_eq!(sse_status(&t).0, 429);
+    assert!(started.elapsed() < LONG / 10, "the refusal came at once");
+    drop(open);
+    t.until("no active stream", |s| s.stats().active_streams == 0);
+    assert_eq!(reported.join().unwrap(), 256);
+}

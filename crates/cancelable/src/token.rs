@@ -383,6 +383,7 @@ impl Default for CancellationToken {
 
 impl Clone for CancellationToken {
     /// Another handle to the same node: one atomic increment, no lock.
+    #[inline]
     fn clone(&self) -> Self {
         Self {
             node: self.node.clone(),

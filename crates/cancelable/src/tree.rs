@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! A [`Node`] is 64 bytes on 64-bit targets: a state word, a reference count, a one-byte lock, the
-//! heads of its two lists, its parent pointer and its own position in the parent's list. The
+//! heads of its two lists, its parent pointer (tagged once the node lingers, invariant 4) and its
+//! own position in the parent's list. The
 //! entries of the lists are told apart by the tag of the pointer that leads to them
 //! ([`LinkPtr`]):
 //!
@@ -36,20 +37,27 @@
 //!    cancels the node saw `HAS_ENTRIES` in the state it replaced, so it takes the lock after the
 //!    committer released it and finds the entry. An entry that cannot be committed is unlinked
 //!    before the lock is released, so no walker ever sees it; its owner handles the cancelation.
-//! 4. A child holds a reference on its parent; an `any_of` node on each of its parents; a
-//!    callback handle, an owned future and a borrowed one (through a token) on their node. So a
-//!    node whose count reached zero has nothing left in its list, and nothing can wait on it.
-//! 5. A node is freed only after it has left its parents' lists, under their locks. So a node
+//! 4. A callback handle, an owned future and a borrowed one (through a token) hold a reference
+//!    on their node, so a node whose count reached zero has no signals but weak waiters, and no
+//!    new entry can come. Children and `any_of` nodes hold no reference on their parents (a
+//!    child costs its parent no count traffic); instead a node whose count reaches zero while
+//!    its children list is not empty *lingers*: it is tagged `LINGERING` under its own lock and
+//!    stays in the tree, still reached by its ancestors' cancelation and still reaching its
+//!    children, until the last of them leaves its list; that one takes it out (invariant 12).
+//!    So a node is in the tree, and its parent pointer valid, while it is in its parent's list.
+//! 5. A node is freed only after it has left its parents' lists, under their locks, and a node
+//!    leaves its parent's list only once its own children list is empty for good. So a node
 //!    reached through a list, under the list owner's lock, is valid memory.
-//! 6. The walker takes a reference before it leaves a parent's lock holding a child it still has to
-//!    visit. A child whose count is already zero is dying and, by 4, has nothing to visit.
+//! 6. The walker takes a weak reference (which keeps the memory, not the life) before it leaves a
+//!    parent's lock holding a child it still has to visit: the child may be dead and lingering
+//!    for children of its own. A dead node it visits after that has empty lists.
 //! 7. A waiter is an entry like any other, committed by 3: either the walker finds it and wakes it,
 //!    or the waiter sees the cancelation itself. No lost wake-up.
 //! 8. No lock is held while user code runs: callbacks, and a waker's `clone`, `wake` and `drop`
 //!    (a waker's drop may free a task whose futures lock this very node; its clone may create a
 //!    child of it).
-//! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and dropping the
-//!    last reference of a chain of nodes loops up the chain.
+//! 9. Nothing recurses: the walk keeps an explicit stack of nodes still to visit, and the death
+//!    of the last child of a chain of lingering nodes loops up the chain.
 //! 10. `DONE` is set on a node only when every descendant is cancelled: in the cancelling CAS of a
 //!     node without entries, or when a walk leaves a node whose subtree it finished (depth
 //!     first). A walk that meets a cancelled node without `DONE` enters it too (*helps*),
@@ -61,15 +69,20 @@
 //! 11. A callback entry runs only if its walk wins `TAKEN -> RUNNING` on its `claim`, and its
 //!     closure is dropped unrun only by the handle that won `LISTED`/`TAKEN -> REMOVED`: exactly
 //!     one of the two, so `unregister() == true` means the callback never runs.
-//! 12. A node dies when its strong count reaches zero: it leaves its parents' lists, drops its
-//!     hold on them and wakes the weak waiters of its signals list (the only entries a dead node
-//!     can have, by 4), under its lock, so that a weak waiter registering later sees the zero
-//!     count under that lock and does not wait. Its memory lives on while weak references do:
-//!     the strong ones together hold one weak reference, given up when the node dies.
+//! 12. A node dies when its strong count reaches zero. The thread that brought it there takes the
+//!     weak waiters of its signals list (the only signals a dead node can have, by 4) under its
+//!     lock, so that a weak waiter registering later sees the zero count under that lock and does
+//!     not wait; a node that never had an entry and has no weak reference skips the lock. In the
+//!     same lock hold it decides, from its children list, whether the node lingers (4). Then
+//!     exactly one thread takes the node out of the tree: that one, or, for a lingering node, the
+//!     thread that removes the last entry of its list, which sees the tag under the same lock.
+//!     Taking out is leaving the parents' lists and giving up the strong references' weak
+//!     reference; the memory lives on while other weak references do (weak handles, walkers).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::marker::PhantomPinned;
+use core::mem::MaybeUninit;
 use core::mem::offset_of;
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
@@ -89,6 +102,11 @@ const NO_PARENT: *const Node = ptr::null();
 /// Value of `Node::parent` for the node of a [`Linked`] (an `any_of` node): an address no node
 /// can have.
 const LINKED: *const Node = ptr::without_provenance(1);
+/// Tag bit of `Node::parent`: the node's strong count reached zero while children or `any_of`
+/// nodes were still in its list, so it *lingers* in the tree for them (invariant 4). Set under
+/// the node's lock, never cleared. Nodes are at least 4-aligned, so the bit is free in a parent
+/// pointer and in `LINKED`.
+const LINGERING: usize = 0b10;
 
 /// Beyond this many references a count could overflow; like `Arc`, refuse.
 const MAX_REFS: usize = isize::MAX as usize;
@@ -110,11 +128,16 @@ pub(crate) struct Node {
     /// First callback or waiter: the *signals* of this node, taken out by the walk that
     /// cancels it (invariant 2).
     signals: LockedCell<LinkPtr>,
-    /// `NO_PARENT`, `LINKED`, or a pointer to the parent node. Written only while the node is
-    /// private to one thread (creation, and freeing by 4).
+    /// `NO_PARENT`, `LINKED`, or a pointer to the parent node, tagged `LINGERING` under this
+    /// node's lock once it lingers. Otherwise written only while the node is private to one
+    /// thread (creation); read by the thread that takes the dead node out of the tree
+    /// (invariant 12), which synchronised with the tagging through this node's lock.
     parent: LockedCell<*const Node>,
     /// This node's place in its parent's list, guarded by the parent's lock.
     sib: Link,
+    /// Under loom, a model fails if a node is never freed.
+    #[cfg(loom)]
+    _track: loom::alloc::Track<()>,
 }
 
 /// An `any_of` node: a [`Node`] plus the chain of its up-links, one per parent.
@@ -132,6 +155,9 @@ struct Uplink {
     parent: NonNull<Node>,
     child: NonNull<Node>,
     next_up: *mut Uplink,
+    /// Under loom, a model fails if an up-link is never freed.
+    #[cfg(loom)]
+    _track: loom::alloc::Track<()>,
 }
 
 /// A doubly linked list link; the pointers are guarded by the lock of the list's owner.
@@ -231,6 +257,8 @@ impl Node {
             signals: LockedCell::new(LinkPtr::NULL),
             parent: LockedCell::new(parent),
             sib: Link::new(),
+            #[cfg(loom)]
+            _track: loom::alloc::Track::new(()),
         }
     }
 
@@ -302,6 +330,7 @@ impl Node {
     ///
     /// Past `MAX_REFS` the process aborts, as `Arc` does: a panic here would unwind through
     /// callers that have half-linked an entry (a child, a waiter) and count on this reference.
+    #[inline]
     fn acquire(&self) {
         let old = self.refs.fetch_add(1, Ordering::Relaxed);
         if old > MAX_REFS {
@@ -347,6 +376,15 @@ impl Node {
 }
 
 impl Node {
+    /// `NO_PARENT`, `LINKED` or the parent, without the `LINGERING` tag.
+    ///
+    /// # Safety
+    /// As for reading `parent` (see the field).
+    unsafe fn parent(&self) -> *const Node {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.parent.get() }.map_addr(|addr| addr & !LINGERING)
+    }
+
     /// The list an entry of this kind belongs to.
     fn list_of(&self, entry: LinkPtr) -> &LockedCell<LinkPtr> {
         match entry.kind() {
@@ -410,16 +448,15 @@ impl NodeRef {
         }
         let child = NodeRef::from_box(Box::new(Node::new(self.ptr.as_ptr())));
         let entry = LinkPtr::new(sib_of(child.ptr), KIND_CHILD);
-        parent.acquire();
+        // No reference on the parent: while the child is in its list, a parent whose count
+        // reaches zero lingers (invariant 4).
         // SAFETY: the child's link is in no list, and the child leaves the list before it is
-        // freed (`free`).
+        // freed (`die`).
         match unsafe { parent.register(entry) } {
             Ok(()) => child,
             Err(bits) => {
                 // SAFETY: the child is private to this thread: it never got committed.
                 unsafe { child.node().parent.set(NO_PARENT) };
-                // SAFETY: the reference taken above; the caller's `self` keeps the parent alive.
-                unsafe { release(self.ptr) };
                 // SAFETY: the parent, kept alive by `self`, owns `bits`.
                 let shared = unsafe { PackedReason::clone_bits(bits) };
                 child.node().state.store(shared | DONE, Ordering::Release);
@@ -435,7 +472,7 @@ impl NodeRef {
             uplinks: LockedCell::new(ptr::null_mut()),
         });
         // `node` is the first field of the `#[repr(C)]` `Linked`, so the pointers agree;
-        // `free` frees it as a `Linked` because its parent field says `LINKED`.
+        // `die` frees it as a `Linked` because its parent field says `LINKED`.
         let raw = Box::into_raw(linked).cast::<Node>();
         // SAFETY: `Box::into_raw` never returns null.
         let ptr = unsafe { NonNull::new_unchecked(raw) };
@@ -447,9 +484,11 @@ impl NodeRef {
                 parent: parent.ptr,
                 child: this.ptr,
                 next_up: ptr::null_mut(),
+                #[cfg(loom)]
+                _track: loom::alloc::Track::new(()),
             }));
-            parent.node().acquire();
-            // SAFETY: the uplink is in no list, and `free` unlinks it before freeing it.
+            // Like a child, the up-link holds no reference on its parent (invariant 4).
+            // SAFETY: the uplink is in no list, and `die` unlinks it before freeing it.
             match unsafe {
                 parent
                     .node()
@@ -464,12 +503,8 @@ impl NodeRef {
                     }
                 }
                 Err(bits) => {
-                    // SAFETY: never committed, so this thread owns the uplink; the reference on
-                    // the parent was taken above and `parent` keeps it alive.
-                    unsafe {
-                        drop(Box::from_raw(uplink));
-                        release(parent.ptr);
-                    }
+                    // SAFETY: never committed, so this thread owns the uplink.
+                    drop(unsafe { Box::from_raw(uplink) });
                     // SAFETY: `parent` keeps the owner of `bits` alive.
                     let reason = unsafe { PackedReason::from_bits(PackedReason::clone_bits(bits)) };
                     // A fresh node: nothing can have cancelled it but another parent.
@@ -655,7 +690,7 @@ fn born_cancelled(bits: usize) -> NodeRef {
     NodeRef::from_box(Box::new(node))
 }
 
-/// Drops one reference; the last one unlinks the node from its parents and frees it (see
+/// Drops one reference; the last one takes the node out of the tree and frees it (see
 /// [`free`]). Inlined: dropping a handle that is not the last is one atomic decrement.
 ///
 /// # Safety
@@ -673,108 +708,188 @@ unsafe fn release(node: NonNull<Node>) {
     }
 }
 
-/// Kills a node whose count reached zero: unlinks it from its parents, wakes its weak waiters,
-/// frees it unless weak references keep its memory (invariant 12), then drops the references it
-/// held on its parents, looping up the chain instead of recursing (invariant 9).
+/// The last strong reference of `node` is gone (invariant 12): its weak waiters are woken, and
+/// unless it lingers for its children it leaves its parents' lists and is freed, followed by
+/// every lingering ancestor whose list it empties, in a loop (invariant 9).
 ///
 /// # Safety
-/// The count of `node` is zero.
+/// The strong count of `node` is zero, and this thread brought it there.
 #[inline(never)]
 unsafe fn free(node: NonNull<Node>) {
     fence(Ordering::Acquire);
-    let mut next = Some(node);
-    // Extra parents of `any_of` nodes; allocates only when such a node dies.
-    let mut more: Vec<NonNull<Node>> = Vec::new();
+    // SAFETY: the fence makes every entry committed by a holder of a strong reference visible,
+    // and no new one can come (invariant 4). Nothing frees the node before this thread lets it
+    // die or linger.
+    let this = unsafe { node.as_ref() };
+    // The common case, two loads and no lock: a node that never had an entry. A weak waiter
+    // commits without a strong reference, so `HAS_ENTRIES` alone could miss one; but it holds a
+    // weak reference while it is registered. Acquire: synchronises with the drop of the last
+    // other weak reference (and so with its waiter's unlinking).
+    if this.state.load(Ordering::Relaxed) & HAS_ENTRIES == 0
+        && this.weak.load(Ordering::Acquire) == 1
+    {
+        // SAFETY: no entry, so it does not linger; this thread alone takes it out.
+        unsafe { die(node) }
+    } else {
+        // SAFETY: forwarded.
+        unsafe { abandon(node) }
+    }
+}
+
+/// [`free`] for a node that has, or had, entries or is watched by weak references: under its
+/// lock, its weak waiters are taken (and woken after the lock), and, once none is left, it is
+/// tagged `LINGERING` if its children list is not empty; otherwise it dies at once. A weak
+/// waiter that registers later sees the zero count under the lock and does not wait
+/// (invariant 12).
+///
+/// # Safety
+/// As for [`free`], after its fence.
+#[cold]
+#[inline(never)]
+unsafe fn abandon(node: NonNull<Node>) {
+    // SAFETY: nothing frees the node before this thread lets it die or linger.
+    let this = unsafe { node.as_ref() };
+    let mut taken = Chain::new();
+    let mut wakers = WakeBatch::new();
     let mut panic = None;
-    while let Some(ptr) = next.take().or_else(|| more.pop()) {
-        // SAFETY: the count is zero: this thread is the only one left with access to the node's
-        // private fields and its place in its parents' lists (invariants 4 and 5).
-        unsafe {
-            let parent = ptr.as_ref().parent.get();
-            if parent == LINKED {
-                let linked = ptr.as_ptr().cast::<Linked>();
-                let mut up = (*linked).uplinks.get();
-                while !up.is_null() {
-                    let Uplink {
-                        parent, next_up, ..
-                    } = *up;
-                    leave(parent, LinkPtr::new(up.cast(), KIND_UPLINK));
-                    drop(Box::from_raw(up));
-                    if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
-                        fence(Ordering::Acquire);
-                        more.push(parent);
-                    }
-                    up = next_up;
+    let lingers = loop {
+        let (more, lingers) = {
+            let _guard = this.lock.lock();
+            // SAFETY: the lock is held; a dead node's signals are weak waiters only
+            // (invariant 4). The tag is written under the lock that the node's children take
+            // to leave its list, so exactly one side sees the other: the last child to leave
+            // a tagged node takes it out of the tree, or this thread does.
+            unsafe {
+                let more = take_signals(this, &mut taken, &mut wakers);
+                let lingers = !more && !this.head.get().is_null();
+                if lingers {
+                    this.parent
+                        .set(this.parent.get().map_addr(|addr| addr | LINGERING));
                 }
-                die::<Linked>(ptr, &mut panic);
-            } else if parent == NO_PARENT {
-                die::<Node>(ptr, &mut panic);
-            } else {
-                let parent = NonNull::new_unchecked(parent.cast_mut());
-                leave(parent, LinkPtr::new(sib_of(ptr), KIND_CHILD));
-                die::<Node>(ptr, &mut panic);
-                if parent.as_ref().refs.fetch_sub(1, Ordering::Release) == 1 {
-                    fence(Ordering::Acquire);
-                    next = Some(parent);
-                }
+                (more, lingers)
             }
+        };
+        // From here a lingering node may be freed by its last child: it is not touched again.
+        debug_assert!(
+            taken.is_empty(),
+            "a callback entry holds a strong reference"
+        );
+        wakers.wake_all(&mut panic);
+        if !more {
+            break lingers;
         }
+    };
+    if !lingers {
+        // SAFETY: its children list is empty and stays so; this thread alone takes it out.
+        unsafe { die(node) };
     }
     if let Some(payload) = panic {
         crate::sync::resume(payload);
     }
 }
 
-/// The last step of a node's death, once it left its parents' lists: with no weak reference
-/// left (the common case, one load) it is freed at once, as the `T` it was allocated as (`Node`,
-/// or `Linked` for an `any_of` node); otherwise [`die_watched`].
+/// Takes a dead node out of the tree: it leaves its parents' lists, then its memory is freed
+/// unless weak references keep it. A lingering parent whose list it empties dies next, in the
+/// same loop (invariant 9).
 ///
 /// # Safety
-/// The strong count of `node` is zero, the node left its parents' lists, and it was allocated
-/// as a `Box<T>` whose first field is the node.
+/// The strong count of `node` is zero, its children list is empty and stays so, its weak
+/// waiters were taken, and no other thread takes it out of the tree.
 #[inline(always)]
-unsafe fn die<T>(node: NonNull<Node>, panic: &mut Option<Payload>) {
-    // Acquire: synchronises with the drop of the last other weak reference. With the count at
-    // one, none can appear: a weak reference is made from a strong one or another weak one.
-    // SAFETY: the weak reference of the strong ones keeps the memory alive.
-    if unsafe { node.as_ref() }.weak.load(Ordering::Acquire) == 1 {
-        // SAFETY: no reference of either kind is left; the allocation is a `Box<T>` (caller).
-        drop(unsafe { Box::from_raw(node.as_ptr().cast::<T>()) });
-    } else {
-        // SAFETY: forwarded.
-        unsafe { die_watched(node, panic) }
+unsafe fn die(node: NonNull<Node>) {
+    let mut next = Some(node);
+    while let Some(ptr) = next {
+        // SAFETY: forwarded from the caller for `node`, and from `leave` for a lingering
+        // parent that the previous node emptied.
+        unsafe {
+            if ptr.as_ref().parent() == LINKED {
+                return die_linked(ptr);
+            }
+            next = leave_parent(ptr);
+        }
     }
 }
 
-/// The death of a node that weak references still watch: its weak waiters are woken, and the
-/// strong references' weak reference is given up (the last weak reference frees the memory).
+/// [`die`] from an `any_of` node on: such a node can empty several lingering parents at once,
+/// so the nodes still to take out are kept in a list (which allocates only then).
 ///
 /// # Safety
 /// As for [`die`].
 #[cold]
 #[inline(never)]
-unsafe fn die_watched(node: NonNull<Node>, panic: &mut Option<Payload>) {
-    // SAFETY: the weak reference of the strong ones keeps the memory alive.
-    let this = unsafe { node.as_ref() };
-    let mut taken = Chain::new();
-    let mut wakers = [const { None }; WAKE_BATCH];
-    loop {
-        let (filled, more) = {
-            let _guard = this.lock.lock();
-            // SAFETY: the lock is held; a dead node's list holds only weak waiters (invariant 4).
-            unsafe { take_signals(this, &mut taken, &mut wakers) }
-        };
-        debug_assert!(
-            taken.is_empty(),
-            "a callback entry holds a strong reference"
-        );
-        wake(&mut wakers[..filled], panic);
-        if !more {
-            break;
+unsafe fn die_linked(node: NonNull<Node>) {
+    let mut next = Some(node);
+    let mut more: Vec<NonNull<Node>> = Vec::new();
+    while let Some(ptr) = next.take().or_else(|| more.pop()) {
+        // SAFETY: as for `die`; an `any_of` node's up-links are its own, and each is in its
+        // parent's list until it leaves it here.
+        unsafe {
+            if ptr.as_ref().parent() != LINKED {
+                next = leave_parent(ptr);
+                continue;
+            }
+            let linked = ptr.as_ptr().cast::<Linked>();
+            let mut up = (*linked).uplinks.get();
+            while !up.is_null() {
+                let Uplink {
+                    parent, next_up, ..
+                } = *up;
+                if leave(parent, LinkPtr::new(up.cast(), KIND_UPLINK)) {
+                    match next {
+                        None => next = Some(parent),
+                        Some(_) => more.push(parent),
+                    }
+                }
+                drop(Box::from_raw(up));
+                up = next_up;
+            }
+            release_memory::<Linked>(ptr);
         }
     }
-    // SAFETY: the strong references' weak reference, given up now.
-    unsafe { release_weak(node) };
+}
+
+/// Takes a dead node that is not an `any_of` node out of its parent's list (a root has none) and
+/// frees it; returns the parent if it lingers and this emptied its list.
+///
+/// # Safety
+/// As for [`die`], and `node` was allocated as a `Box<Node>`.
+#[inline(always)]
+unsafe fn leave_parent(node: NonNull<Node>) -> Option<NonNull<Node>> {
+    // SAFETY: the caller alone takes the node out; its parent is alive while it is in its list.
+    unsafe {
+        let parent = node.as_ref().parent();
+        if parent == NO_PARENT {
+            release_memory::<Node>(node);
+            return None;
+        }
+        let parent = NonNull::new_unchecked(parent.cast_mut());
+        let emptied = leave(parent, LinkPtr::new(sib_of(node), KIND_CHILD));
+        release_memory::<Node>(node);
+        emptied.then_some(parent)
+    }
+}
+
+/// The last step of a node's death, once it left its parents' lists: with no weak reference
+/// left (the common case, one load) it is freed at once, as the `T` it was allocated as (`Node`,
+/// or `Linked` for an `any_of` node); otherwise the strong references' weak reference is given
+/// up, and the last weak reference frees it.
+///
+/// # Safety
+/// The node is dead and left its parents' lists, and it was allocated as a `Box<T>` whose first
+/// field is the node.
+#[inline(always)]
+unsafe fn release_memory<T>(node: NonNull<Node>) {
+    // Acquire: synchronises with the drop of the last other weak reference. With the count at
+    // one, none can appear: a weak reference is made from a strong one or another weak one,
+    // and a walker takes one only while the node is in a list (invariant 6).
+    // SAFETY: the weak reference of the strong ones keeps the memory alive.
+    if unsafe { node.as_ref() }.weak.load(Ordering::Acquire) == 1 {
+        // SAFETY: no reference of either kind is left; the allocation is a `Box<T>` (caller).
+        drop(unsafe { Box::from_raw(node.as_ptr().cast::<T>()) });
+    } else {
+        // SAFETY: the strong references' weak reference, given up now.
+        unsafe { release_weak(node) };
+    }
 }
 
 /// Drops one weak reference; the last one frees the node's memory.
@@ -801,7 +916,7 @@ unsafe fn release_weak(node: NonNull<Node>) {
 unsafe fn dealloc(node: NonNull<Node>) {
     // SAFETY: nobody else can reach the node; `parent` says how it was allocated (`any_of`).
     unsafe {
-        if node.as_ref().parent.get() == LINKED {
+        if node.as_ref().parent() == LINKED {
             drop(Box::from_raw(node.as_ptr().cast::<Linked>()));
         } else {
             drop(Box::from_raw(node.as_ptr()));
@@ -809,16 +924,22 @@ unsafe fn dealloc(node: NonNull<Node>) {
     }
 }
 
-/// Removes `entry` from the list of `parent`, under its lock.
+/// Removes `entry` from the list of `parent`, under its lock. Returns `true` if `parent`
+/// lingers and this was the last entry of its list: then the caller takes it out of the tree
+/// (invariant 12).
 ///
 /// # Safety
-/// `entry` is in the list of `parent`, which is alive.
-unsafe fn leave(parent: NonNull<Node>, entry: LinkPtr) {
+/// `entry` is in the list of `parent`, which is therefore alive (invariant 5).
+unsafe fn leave(parent: NonNull<Node>, entry: LinkPtr) -> bool {
     // SAFETY: alive (caller).
     let parent = unsafe { parent.as_ref() };
     let _guard = parent.lock.lock();
-    // SAFETY: the lock is held and `entry` is in this list (caller).
-    unsafe { unlink(&parent.head, entry) };
+    // SAFETY: the lock is held and `entry` is in this list (caller); the tag is written under
+    // the same lock.
+    unsafe {
+        unlink(&parent.head, entry);
+        parent.head.get().is_null() && parent.parent.get().addr() & LINGERING != 0
+    }
 }
 
 /// Finishes the subtree of a node that is already cancelled, unless it is done: another thread's
@@ -844,7 +965,8 @@ struct Walk<'a> {
     panic: Option<Payload>,
 }
 
-/// One step of a walk, on a node the walk holds a reference on (invariant 6) until it leaves it.
+/// One step of a walk, on a node the walk holds a weak reference on (invariant 6) until it
+/// leaves it.
 struct Frame {
     node: NonNull<Node>,
     step: Step,
@@ -881,7 +1003,7 @@ impl<'a> Walk<'a> {
         let start = unsafe { start.as_ref() };
         self.visit(start);
         while let Some(frame) = self.stack.pop() {
-            // SAFETY: every frame holds a reference (invariant 6) until it is left.
+            // SAFETY: every frame holds a weak reference (invariant 6) until it is left.
             let node = unsafe { frame.node.as_ref() };
             match frame.step {
                 Step::Enter => {
@@ -893,8 +1015,8 @@ impl<'a> Walk<'a> {
                 }
                 Step::Leave => {
                     node.state.fetch_or(DONE, Ordering::Release);
-                    // SAFETY: the reference taken when the frame was pushed.
-                    unsafe { release(frame.node) };
+                    // SAFETY: the weak reference taken when the frame was pushed.
+                    unsafe { release_weak(frame.node) };
                 }
             }
         }
@@ -929,12 +1051,12 @@ impl<'a> Walk<'a> {
             }
         }
         let mut taken = Chain::new();
-        let mut wakers = [const { None }; WAKE_BATCH];
+        let mut wakers = WakeBatch::new();
         loop {
             // SAFETY: as above; the lock is held again on every round.
-            let (filled, more) = unsafe { take_signals(node, &mut taken, &mut wakers) };
+            let more = unsafe { take_signals(node, &mut taken, &mut wakers) };
             drop(guard);
-            wake(&mut wakers[..filled], &mut self.panic);
+            wakers.wake_all(&mut self.panic);
             if !more {
                 break;
             }
@@ -975,7 +1097,10 @@ impl<'a> Walk<'a> {
                     // Cancelled by someone else: help unless its subtree is done already.
                     Err(state) => state & DONE == 0,
                 };
-                if enter && child.as_ref().try_acquire() {
+                if enter {
+                    // A weak reference: the child may be dead and lingering for children of its
+                    // own, which the walk still has to reach (invariant 6).
+                    child.as_ref().acquire_weak();
                     self.stack.push(Frame {
                         node: child,
                         step: Step::Enter,
@@ -1006,8 +1131,8 @@ impl<'a> Walk<'a> {
 impl Drop for Walk<'_> {
     fn drop(&mut self) {
         while let Some(frame) = self.stack.pop() {
-            // SAFETY: each frame holds one reference (invariant 6).
-            unsafe { release(frame.node) };
+            // SAFETY: each frame holds one weak reference (invariant 6).
+            unsafe { release_weak(frame.node) };
         }
     }
 }
@@ -1029,8 +1154,7 @@ fn run_callbacks(chain: &mut Chain, reason: &CancelReason, panic: &mut Option<Pa
 const WAKE_BATCH: usize = 32;
 
 /// Takes the signals of a cancelled node from the front of its list: every callback into
-/// `taken`, waiters' wakers into `wakers` until it is full. Returns how many wakers it took and
-/// whether signals are left.
+/// `taken`, waiters' wakers into `wakers` until it is full. Returns whether signals are left.
 ///
 /// The taken entries are cut off the list in one piece (the head and one `prev` are written once
 /// per batch); their own links are left as they are, since `claim`/`linked` tell their owners
@@ -1038,11 +1162,9 @@ const WAKE_BATCH: usize = 32;
 ///
 /// # Safety
 /// The caller holds `node`'s lock; `wakers` is empty.
-unsafe fn take_signals(
-    node: &Node,
-    taken: &mut Chain,
-    wakers: &mut [Option<Waker>; WAKE_BATCH],
-) -> (usize, bool) {
+unsafe fn take_signals(node: &Node, taken: &mut Chain, wakers: &mut WakeBatch) -> bool {
+    debug_assert_eq!(wakers.filled, 0);
+    // Counted in a register, and bounded by `>=` so that the slot index needs no other check.
     let mut filled = 0;
     // SAFETY: the lock is held (caller), so the list and the guarded fields of its entries are
     // ours; every entry is valid (invariant 5).
@@ -1059,15 +1181,18 @@ unsafe fn take_signals(
                 (*header).claim.store(TAKEN, Ordering::Relaxed);
                 taken.push_front(NonNull::new_unchecked(header));
             } else {
-                if filled == WAKE_BATCH {
+                if filled >= WAKE_BATCH {
                     break true;
                 }
                 // Only the header's guarded fields are touched: the owner may hold `&mut` to the
-                // rest, and the header is the same for both kinds of waiter.
+                // rest, and the header is the same for both kinds of waiter. A linked waiter
+                // always has a waker.
                 let entry = cur.link().cast::<WaitHeader>();
                 (*entry).linked.set(false);
-                wakers[filled] = (*entry).waker.replace(None);
-                filled += 1;
+                if let Some(waker) = (*entry).waker.replace(None) {
+                    wakers.wakers[filled].write(waker);
+                    filled += 1;
+                }
             }
             cur = next;
         };
@@ -1075,47 +1200,65 @@ unsafe fn take_signals(
         if !cur.is_null() {
             (*cur.link()).prev.set(LinkPtr::NULL);
         }
-        (filled, more)
+        wakers.filled = filled;
+        more
     }
 }
 
-/// Wakes and empties `wakers`; remembers the first panic of a waker and wakes the rest anyway.
-#[cfg(feature = "std")]
-fn wake(wakers: &mut [Option<Waker>], panic: &mut Option<Payload>) {
-    let mut next = 0;
-    while next < wakers.len() {
-        if let Some(payload) = crate::sync::catch(|| {
-            while let Some(slot) = wakers.get_mut(next) {
-                next += 1;
-                if let Some(waker) = slot.take() {
-                    waker.wake();
-                }
-            }
-        }) {
-            keep_first(panic, payload);
-        }
-    }
+/// Wakers taken out of a node's list under its lock, to be woken once it is released
+/// (invariant 8): up to [`WAKE_BATCH`] of them, kept on the stack so that waking any number of
+/// waiters allocates nothing.
+struct WakeBatch {
+    wakers: [MaybeUninit<Waker>; WAKE_BATCH],
+    /// `wakers[woken..filled]` are initialised and not woken yet.
+    woken: usize,
+    filled: usize,
 }
 
-/// Wakes and empties `wakers`. Without `std` a panicking waker unwinds out of the walk, but the
-/// rest of its batch, already out of the list, is still woken on the way: those tasks would
-/// otherwise never learn of the cancelation. (Another panic among them aborts, as any panic
-/// during unwinding does.)
-#[cfg(not(feature = "std"))]
-fn wake(wakers: &mut [Option<Waker>], _panic: &mut Option<Payload>) {
-    struct Rest<'a>(core::slice::IterMut<'a, Option<Waker>>);
-    impl Drop for Rest<'_> {
-        fn drop(&mut self) {
-            for waker in self.0.by_ref().filter_map(Option::take) {
-                waker.wake();
-            }
+impl WakeBatch {
+    fn new() -> Self {
+        WakeBatch {
+            wakers: [const { MaybeUninit::uninit() }; WAKE_BATCH],
+            woken: 0,
+            filled: 0,
         }
     }
-    let mut rest = Rest(wakers.iter_mut());
-    for slot in rest.0.by_ref() {
-        if let Some(waker) = slot.take() {
+
+    /// Wakes every waker of the batch and empties it. With `std` a panicking waker is
+    /// remembered in `panic` (the first one) and the rest are woken anyway. Without `std` the
+    /// panic unwinds at once, and dropping the batch on the way wakes the rest: those tasks,
+    /// already out of the list, would otherwise never learn of the cancelation (another panic
+    /// among them aborts, as any panic during unwinding does).
+    fn wake_all(&mut self, panic: &mut Option<Payload>) {
+        #[cfg(feature = "std")]
+        while self.woken < self.filled {
+            if let Some(payload) = crate::sync::catch(|| self.wake_rest()) {
+                keep_first(panic, payload);
+            }
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = panic;
+            self.wake_rest();
+        }
+        self.woken = 0;
+        self.filled = 0;
+    }
+
+    fn wake_rest(&mut self) {
+        while self.woken < self.filled {
+            // SAFETY: `wakers[woken..filled]` are initialised, and `woken` moves past this one
+            // before it is woken, so it is read once even if its `wake` panics.
+            let waker = unsafe { self.wakers[self.woken].assume_init_read() };
+            self.woken += 1;
             waker.wake();
         }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_rest();
     }
 }
 
@@ -1601,11 +1744,15 @@ mod tests {
     }
 
     #[test]
-    fn child_of_a_node_with_too_many_references_aborts() {
-        aborts(
-            "tree::tests::child_of_a_node_with_too_many_references_aborts",
-            || drop(saturated_root().child()),
-        );
+    fn children_and_any_of_nodes_take_no_reference_on_their_parents() {
+        // So a parent at the limit still gets children, and its count stays where it was.
+        let root = saturated_root();
+        let child = root.child();
+        let linked = NodeRef::any_of([&root, &child]);
+        assert_eq!(root.node().refs.load(Ordering::Relaxed), MAX_REFS + 1);
+        assert_eq!(child.node().refs.load(Ordering::Relaxed), 1);
+        drop((linked, child));
+        root.node().refs.store(1, Ordering::Relaxed);
     }
 
     #[test]

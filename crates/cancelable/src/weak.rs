@@ -22,6 +22,13 @@ use crate::tree::{WaitEntry, WeakNodeRef};
 /// when the token is cancelled or its last handle is dropped, whichever comes first: the moment
 /// a pending "cancel this later" job can stop.
 ///
+/// Handles are the token's clones and whatever holds one (a
+/// [`CancelCallback`](crate::CancelCallback), an owned future, a drop guard); child tokens are
+/// not. A token whose handles are all dropped is dead even while
+/// children made from it still run: they stay reached by its ancestors' cancelation, but a
+/// timer watching the dead token stops, so keep a handle for as long as a deadline should bound
+/// the work below it.
+///
 /// ```
 /// use cancelable::CancellationToken;
 ///

@@ -392,3 +392,132 @@ fn released_vs_cancel_of_the_parent() {
         drop(child);
     });
 }
+
+// Children and `any_of` nodes hold no reference on their parents: a parent whose last handle
+// goes while children are still linked lingers until the last of them leaves. Every node is
+// tracked under loom, so a model also fails if any node or up-link is never freed.
+
+#[test]
+fn drop_of_a_child_vs_drop_of_its_parent_frees_both() {
+    model(|| {
+        let root = CancellationToken::new();
+        let parent = root.child_token();
+        let child = parent.child_token();
+        let dropper = thread::spawn(move || drop(child));
+        drop(parent);
+        dropper.join().unwrap();
+        root.cancel();
+    });
+}
+
+#[test]
+fn drop_of_the_last_child_vs_drop_of_a_lingering_chain() {
+    // `middle` lingers for `leaf` once its handle is gone; whichever of the two drops goes
+    // last takes both out of the tree, up the chain.
+    model(|| {
+        let root = CancellationToken::new();
+        let top = root.child_token();
+        let middle = top.child_token();
+        let leaf = middle.child_token();
+        drop(middle);
+        let dropper = thread::spawn(move || drop(leaf));
+        drop(top);
+        dropper.join().unwrap();
+        assert!(!root.is_cancelled());
+    });
+}
+
+#[test]
+fn drop_of_a_child_with_entries_vs_cancel_of_its_parent() {
+    // The walk enters `child` (it had a child of its own) holding a weak reference while the
+    // child's last handle goes: whichever lets go last frees it.
+    model(|| {
+        let parent = CancellationToken::new();
+        let child = parent.child_token();
+        drop(child.child_token());
+        let dropper = thread::spawn(move || drop(child));
+        parent.cancel();
+        dropper.join().unwrap();
+    });
+}
+
+#[test]
+fn cancel_of_the_root_reaches_the_child_of_a_lingering_node_while_it_leaves() {
+    model(|| {
+        let root = CancellationToken::new();
+        let middle = root.child_token();
+        let leaf = middle.child_token();
+        let kept = leaf.clone();
+        drop(middle);
+        let dropper = thread::spawn(move || drop(leaf));
+        root.cancel_with(CancelKind::Shutdown);
+        dropper.join().unwrap();
+        assert_eq!(kept.reason().unwrap().kind(), CancelKind::Shutdown);
+    });
+}
+
+#[test]
+fn child_creation_vs_the_parents_last_drop() {
+    // Whichever handle of `parent` goes last, the new child keeps it in the tree, so the root's
+    // cancelation still reaches the child; dropping the child then frees the parent.
+    model(|| {
+        let root = CancellationToken::new();
+        let parent = root.child_token();
+        let other = parent.clone();
+        let maker = thread::spawn(move || {
+            let child = parent.child_token();
+            drop(parent);
+            child
+        });
+        drop(other);
+        let child = maker.join().unwrap();
+        root.cancel_with(CancelKind::Timeout);
+        assert_eq!(child.reason().unwrap().kind(), CancelKind::Timeout);
+    });
+}
+
+#[test]
+fn any_of_with_several_parents_vs_their_drops() {
+    model(|| {
+        let a = CancellationToken::new();
+        let b = CancellationToken::new();
+        let linked = CancellationToken::any_of([&a, &b, &a]);
+        let below = linked.child_token();
+        let dropper = thread::spawn(move || drop(linked));
+        drop(a);
+        dropper.join().unwrap();
+        b.cancel_with(CancelKind::Condition);
+        assert_eq!(below.reason().unwrap().kind(), CancelKind::Condition);
+    });
+}
+
+#[test]
+fn drop_of_an_any_of_node_vs_the_last_drops_of_both_parents() {
+    model(|| {
+        let a = CancellationToken::new();
+        let b = CancellationToken::new();
+        let linked = CancellationToken::any_of([&a, &b]);
+        let dropper = thread::spawn(move || drop(linked));
+        drop(a);
+        drop(b);
+        dropper.join().unwrap();
+    });
+}
+
+#[test]
+fn released_of_a_parent_that_lingers_for_its_child() {
+    // The last handle of `parent` goes while a weak waiter watches it and a child keeps it in
+    // the tree: the waiter is woken (the token is dead), and the child's drop frees the node.
+    model(|| {
+        let parent = CancellationToken::new();
+        let child = parent.child_token();
+        let weak = parent.downgrade();
+        let watcher = thread::spawn(move || {
+            loom::future::block_on(weak.released());
+            weak.upgrade().is_none()
+        });
+        drop(parent);
+        assert!(watcher.join().unwrap());
+        drop(child);
+    });
+}

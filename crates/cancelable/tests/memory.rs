@@ -218,3 +218,35 @@ fn watched_children_dropped_uncancelled_leave_nothing_behind() {
     });
     assert_eq!(bytes, 0, "watched child churn left {bytes} bytes behind");
 }
+
+#[test]
+fn a_chain_without_handles_is_freed_by_the_drop_of_its_leaf() {
+    let root = CancellationToken::new();
+    let ((), bytes, _) = measure(|| {
+        let mut leaf = root.child_token();
+        for _ in 0..1000 {
+            leaf = leaf.child_token(); // each level lingers for the next one
+        }
+        root.cancel();
+        assert!(leaf.is_cancelled());
+        drop(leaf);
+    });
+    assert_eq!(bytes, 0, "the chain left {bytes} bytes behind");
+}
+
+#[test]
+fn parents_dropped_before_their_children_leave_nothing_behind() {
+    let root = CancellationToken::new();
+    let ((), bytes, _) = measure(|| {
+        for _ in 0..10_000 {
+            let parent = root.child_token();
+            let child = parent.child_token();
+            let linked = CancellationToken::any_of([&parent, &root]);
+            let grandchild = child.child_token();
+            drop(parent);
+            drop((child, linked));
+            drop(grandchild);
+        }
+    });
+    assert_eq!(bytes, 0, "parent-first drops left {bytes} bytes behind");
+}

@@ -2,9 +2,14 @@
 //! against a plain reference model (flags, reasons, callback runs).
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 
-use cancelable::{CancelCallback, CancelKind, CancelReason, CancellationToken};
+use cancelable::{
+    CancelCallback, CancelKind, CancelReason, CancellationToken, WeakCancellationToken,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -18,6 +23,8 @@ enum Op {
     Cancel(Index, Index),
     OnCancel(Index),
     Unregister(Index),
+    Downgrade(Index),
+    Upgrade(Index),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -30,10 +37,14 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (any::<Index>(), any::<Index>()).prop_map(|(i, k)| Op::Cancel(i, k)),
         3 => any::<Index>().prop_map(Op::OnCancel),
         2 => any::<Index>().prop_map(Op::Unregister),
+        2 => any::<Index>().prop_map(Op::Downgrade),
+        2 => any::<Index>().prop_map(Op::Upgrade),
     ]
 }
 
-/// The reference: nodes never die here; what is reachable is decided by edges alone.
+/// The reference: nodes never leave it; what is reachable is decided by edges alone. A node is
+/// alive while a strong handle to it exists (a node without handles may still link its children
+/// to its ancestors, but it can no longer be upgraded to).
 #[derive(Default)]
 struct Model {
     reasons: Vec<Option<CancelReason>>,
@@ -87,12 +98,30 @@ struct Handle {
 struct Callback {
     handle: Option<CancelCallback>,
     id: usize,
+    /// Registered on a live token: the handle keeps the node alive until it goes (one made on
+    /// a cancelled token ran at once and holds nothing).
+    registered: bool,
+}
+
+struct Weak {
+    weak: WeakCancellationToken,
+    node: usize,
+}
+
+/// Whether `node` still has a strong handle: a token, or a callback registration (which keeps
+/// its token's node alive until it is unregistered or dropped).
+fn alive(handles: &[Handle], callbacks: &[Callback], model: &Model, node: usize) -> bool {
+    handles.iter().any(|h| h.node == node)
+        || callbacks
+            .iter()
+            .any(|c| c.registered && c.handle.is_some() && model.owner[c.id] == node)
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     let mut handles: Vec<Handle> = Vec::new();
     let mut callbacks: Vec<Callback> = Vec::new();
+    let mut weaks: Vec<Weak> = Vec::new();
     // What each callback saw, written by the callbacks themselves.
     let seen: Arc<Mutex<Vec<Vec<CancelReason>>>> = Arc::default();
 
@@ -164,13 +193,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let handle = h
                     .token
                     .on_cancel(move |reason| log.lock().unwrap()[id].push(reason.clone()));
-                match model.reasons[h.node].is_some() {
-                    true => model.runs[id] += 1,
-                    false => model.waiting[h.node].push(id),
+                let registered = model.reasons[h.node].is_none();
+                match registered {
+                    false => model.runs[id] += 1,
+                    true => model.waiting[h.node].push(id),
                 }
                 callbacks.push(Callback {
                     handle: Some(handle),
                     id,
+                    registered,
                 });
             }
             Op::Unregister(i) if !callbacks.is_empty() => {
@@ -185,6 +216,25 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         "unregister result at step {}",
                         step
                     );
+                }
+            }
+            Op::Downgrade(i) if !handles.is_empty() => {
+                let h = &handles[i.index(handles.len())];
+                weaks.push(Weak {
+                    weak: h.token.downgrade(),
+                    node: h.node,
+                });
+            }
+            Op::Upgrade(i) if !weaks.is_empty() => {
+                let w = &weaks[i.index(weaks.len())];
+                let alive = alive(&handles, &callbacks, &model, w.node);
+                let upgraded = w.weak.upgrade();
+                prop_assert_eq!(upgraded.is_some(), alive, "upgrade at step {}", step);
+                if let Some(token) = upgraded {
+                    handles.push(Handle {
+                        token,
+                        node: w.node,
+                    });
                 }
             }
             _ => {}
@@ -206,6 +256,37 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 h.node,
                 step
             );
+        }
+        for w in &weaks {
+            // Resolved exactly when the token is cancelled or has no strong handle left (a dead
+            // node's own flag is not compared: once out of the tree no cancelation reaches it).
+            let alive = alive(&handles, &callbacks, &model, w.node);
+            let released = pin!(w.weak.released())
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_ready();
+            if alive {
+                prop_assert_eq!(
+                    released,
+                    model.reasons[w.node].is_some(),
+                    "released() of live node {} at step {}",
+                    w.node,
+                    step
+                );
+                prop_assert_eq!(
+                    w.weak.is_cancelled(),
+                    model.reasons[w.node].is_some(),
+                    "weak flag of node {} at step {}",
+                    w.node,
+                    step
+                );
+            } else {
+                prop_assert!(
+                    released,
+                    "released() of dead node {} at step {}",
+                    w.node,
+                    step
+                );
+            }
         }
         let seen = seen.lock().unwrap();
         for (id, runs) in model.runs.iter().enumerate() {

@@ -112,6 +112,63 @@ fn grandchild_of_a_dropped_middle_node_is_still_reached() {
 }
 
 #[test]
+fn cancel_reaches_through_nodes_whose_handles_are_all_gone() {
+    let root = CancellationToken::new();
+    let mut leaf = root.child_token();
+    for _ in 0..3 {
+        leaf = leaf.child_token(); // the previous level's only handle goes here
+    }
+    let sibling = leaf.clone();
+    drop(leaf);
+    root.cancel_with(CancelKind::Signal);
+    assert_eq!(sibling.reason().unwrap().kind(), CancelKind::Signal);
+}
+
+#[test]
+fn child_of_a_dropped_parent_still_works_on_its_own() {
+    let root = CancellationToken::new();
+    let parent = root.child_token();
+    let child = parent.child_token();
+    drop(parent);
+    let grandchild = child.child_token();
+    assert!(child.cancel_with(CancelKind::Timeout));
+    assert_eq!(grandchild.reason().unwrap().kind(), CancelKind::Timeout);
+    assert!(!root.is_cancelled());
+}
+
+#[test]
+fn any_of_node_stays_reachable_through_parents_without_handles() {
+    let root = CancellationToken::new();
+    let (a, b) = (root.child_token(), root.child_token());
+    let linked = CancellationToken::any_of([&a, &b]);
+    drop((a, b));
+    root.cancel_with(CancelKind::Shutdown);
+    assert_eq!(linked.reason().unwrap().kind(), CancelKind::Shutdown);
+}
+
+#[test]
+fn parents_and_children_dropped_on_different_threads_in_any_order() {
+    // Under Miri this is also a leak and use-after-free check of a parent's last drop racing
+    // its children's.
+    let root = CancellationToken::new();
+    for round in 0..size(200) {
+        let parent = root.child_token();
+        let children: Vec<_> = (0..3).map(|_| parent.child_token()).collect();
+        let linked = CancellationToken::any_of([&parent, &children[0]]);
+        let grandchild = children[1].child_token();
+        let dropper = std::thread::spawn(move || drop((children, linked)));
+        if round % 2 == 0 {
+            drop(parent);
+        } else {
+            parent.cancel();
+        }
+        dropper.join().unwrap();
+        assert_eq!(grandchild.is_cancelled(), round % 2 == 1);
+    }
+    root.cancel();
+}
+
+#[test]
 fn any_of_is_cancelled_by_whichever_parent_goes_first() {
     let a = CancellationToken::new();
     let b = CancellationToken::new();

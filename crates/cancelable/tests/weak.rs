@@ -79,6 +79,26 @@ fn dead_child_is_unlinked_even_while_weak_handles_remain() {
 }
 
 #[test]
+fn a_token_whose_handles_are_gone_is_dead_even_while_its_children_live() {
+    let root = CancellationToken::new();
+    let parent = root.child_token();
+    let child = parent.child_token();
+    let weak = parent.downgrade();
+    let (wakes, waker) = counting_waker();
+    let mut released = pin!(weak.released());
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(released.as_mut().poll(&mut cx), Poll::Pending);
+    drop(parent);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    assert_eq!(released.poll(&mut cx), Poll::Ready(()));
+    assert!(weak.upgrade().is_none());
+    // It still links the child to the root, so the root's cancelation reaches both.
+    root.cancel();
+    assert!(child.is_cancelled());
+    assert!(weak.is_cancelled());
+}
+
+#[test]
 fn released_resolves_when_the_token_is_cancelled() {
     let token = CancellationToken::new();
     let weak = token.downgrade();

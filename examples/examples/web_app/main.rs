@@ -1,9 +1,9 @@
-//! The web demo (SPEC §5): request-scoped cancelation, background jobs with a cancel button,
+//! The web demo: request-scoped cancelation, background jobs with a cancel button,
 //! and streams that stop when the client leaves, on hyper + smol through `cancelable-http`.
 //!
 //! ```text
 //! cargo run --release --example web_app              # http://127.0.0.1:8080
-//! cargo run --release --example web_app -- --addr 127.0.0.1:0
+//! cargo run --release --example web_app -- --addr 127.0.0.1:0 --threads 1
 //! ```
 //!
 //! HTTP/1.1 and HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) are served on the
@@ -21,12 +21,23 @@
 //! | `GET /events?interval_ms=I` | server-sent events, the same |
 //! | `GET /stats` | `{"active_requests","cancelled_requests","active_jobs","active_streams","completed_requests"}` |
 //! | `GET /operations` | live requests, streams and jobs, then the last 50 finished |
+//! | `GET /dashboard/events` | the dashboard's feed: `{"jobs","operations","stats"}` as an event whenever it changes |
 //!
 //! Bounds (out of range, or not a number → `400 {"error": "..."}`): `steps` 1..=10000
 //! (default 10), `step_ms` 0..=60000 (default 100 for `/process`, 500 for jobs),
-//! `timeout_ms` and `work_ms` 0..=600000 (defaults 1000 and 500), `interval_ms` 1..=60000
-//! (default 1000). At most 32 jobs run at once (`429` past that); bodies are at most 64 KiB
-//! and must not pause for 5 s (`408`); the other connection bounds are the library's defaults.
+//! `timeout_ms` and `work_ms` 0..=600000 (defaults 1000 and 500), `interval_ms` 10..=60000
+//! (default 1000). At most 32 jobs run at once (`429` past that), 256 streams (`429`);
+//! bodies are at most 64 KiB and must not pause for 5 s (`408`), WebSocket messages from
+//! clients at most 64 KiB too (close `1009`); the other connection bounds are the library's
+//! defaults.
+//!
+//! Safe to open in a browser: only requests for `localhost`, loopback addresses and the
+//! address it listens on are answered (`400` otherwise: DNS rebinding), requests that change
+//! state from another origin get `403`, and `POST` bodies must be JSON (`415`: cross-site
+//! forms); `--allow-host NAME` adds a name.
+//!
+//! Handlers run on one executor thread per core (`--threads N` or `WEB_APP_THREADS=N` to
+//! change it; 1 runs everything on the main thread).
 //!
 //! SIGINT or SIGTERM: graceful shutdown (the listener closes, idle connections close,
 //! requests, jobs and streams are cancelled with `shutdown`, the server waits up to 5 s for
@@ -34,13 +45,15 @@
 //! (exit 130 or 143).
 
 use std::io::Write as _;
+use std::num::NonZeroUsize;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cancelable::{CancellationToken, current};
 use cancelable_http::{
-    Event, HandlerResult, HttpError, Jobs, RequestContext, Route, Router, Server, ServerConfig,
-    html, json, path_param, query_param, read_json, sse, websocket,
+    AllowedHosts, Event, HandlerResult, HttpError, Jobs, RequestContext, Route, Router, Server,
+    ServerConfig, html, json, path_param, query_param, read_json, sse, websocket,
 };
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -153,7 +166,7 @@ fn tick(seq: u64) -> serde_json::Value {
 /// WebSocket: the library reads the socket beside this producer, so a close or EOF cancels
 /// it with `disconnected` at once; pings are answered, close frames sent.
 async fn stream(mut req: Request<Incoming>, _app: App) -> HandlerResult {
-    let interval = Duration::from_millis(query_u64(&req, "interval_ms", 1000, 1..=60_000)?);
+    let interval = Duration::from_millis(query_u64(&req, "interval_ms", 1000, 10..=60_000)?);
     websocket(&mut req, "websocket stream", move |cx, tx| async move {
         for seq in 0.. {
             if tx.send_json(&tick(seq)).await.is_err() {
@@ -169,7 +182,7 @@ async fn stream(mut req: Request<Incoming>, _app: App) -> HandlerResult {
 /// Server-sent events: hyper drops the body when the client closes, which cancels this
 /// producer with `disconnected`.
 async fn events(req: Request<Incoming>, _app: App) -> HandlerResult {
-    let interval = Duration::from_millis(query_u64(&req, "interval_ms", 1000, 1..=60_000)?);
+    let interval = Duration::from_millis(query_u64(&req, "interval_ms", 1000, 10..=60_000)?);
     sse(&req, "event stream", move |cx, tx| async move {
         for seq in 0.. {
             if tx.send(Event::json(&tick(seq))).await.is_err() {
@@ -177,6 +190,41 @@ async fn events(req: Request<Incoming>, _app: App) -> HandlerResult {
             }
             cx.report_progress(seq + 1, None, "events");
             Timer::after(interval).await;
+        }
+        Ok(())
+    })
+}
+
+/// The dashboard feed's operation name (the feed leaves itself out of its own list).
+const FEED: &str = "dashboard feed";
+/// How often the feed looks for changes.
+const FEED_EVERY: Duration = Duration::from_millis(200);
+
+/// The dashboard's one subscription: jobs, operations and stats, sent whenever they change,
+/// so the page needs no polling (which also counted in `completed_requests`).
+async fn dashboard_events(req: Request<Incoming>, app: App) -> HandlerResult {
+    sse(&req, FEED, move |_cx, tx| async move {
+        let mut sent = String::new();
+        loop {
+            let operations: Vec<_> = app
+                .server
+                .operations(50)
+                .into_iter()
+                .filter(|o| o.name != FEED)
+                .collect();
+            let now = json!({
+                "jobs": app.jobs.list(),
+                "operations": operations,
+                "stats": app.server.stats(),
+            })
+            .to_string();
+            if now != sent {
+                if tx.send(Event::data(now.clone())).await.is_err() {
+                    break;
+                }
+                sent = now;
+            }
+            Timer::after(FEED_EVERY).await;
         }
         Ok(())
     })
@@ -235,63 +283,118 @@ fn router(app: App) -> Router<App> {
         .get("/events", events)
         .get("/stats", stats)
         .get("/operations", operations)
+        .get("/dashboard/events", dashboard_events)
 }
 
-fn parse_addr() -> Result<std::net::SocketAddr, String> {
+/// The command line (and `WEB_APP_THREADS`).
+struct Options {
+    addr: std::net::SocketAddr,
+    threads: NonZeroUsize,
+    hosts: Vec<String>,
+}
+
+const USAGE: &str = "usage: web_app [--addr HOST:PORT] [--threads N] [--allow-host NAME]...";
+
+fn parse_options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let mut addr = "127.0.0.1:8080".to_owned();
+    let mut threads = std::env::var("WEB_APP_THREADS").ok();
+    let mut hosts = Vec::new();
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
-            other => match other.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_owned(),
-                None => {
-                    return Err(format!(
-                        "unknown argument {other:?} (usage: web_app [--addr HOST:PORT])"
-                    ));
-                }
-            },
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value ({USAGE})"))
+        };
+        match name.as_str() {
+            "--addr" => addr = value()?,
+            "--threads" => threads = Some(value()?),
+            "--allow-host" => hosts.push(value()?),
+            other => return Err(format!("unknown argument {other:?} ({USAGE})")),
         }
     }
-    addr.parse()
-        .map_err(|e| format!("bad --addr {addr:?}: {e}"))
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("bad --addr {addr:?}: {e}"))?;
+    let threads = match threads {
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("--threads (or WEB_APP_THREADS) must be 1 or more, got {n:?}"))?,
+        None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+    };
+    Ok(Options {
+        addr,
+        threads,
+        hosts,
+    })
+}
+
+/// Serves until SIGINT or SIGTERM; connections, streams and jobs run on `executor`.
+async fn serve(options: &Options, executor: Arc<smol::Executor<'static>>) -> std::io::Result<()> {
+    let hosts = options
+        .hosts
+        .iter()
+        .fold(AllowedHosts::local(), |hosts, name| {
+            hosts.and(name.as_str())
+        });
+    // Bodies here are small JSON documents: a client silent for 5 s in the middle of one is not
+    // coming back (408), and must not hold one of the 1,024 connections longer.
+    let config = ServerConfig::default()
+        .max_body_size(64 * 1024)
+        .body_read_timeout(Duration::from_secs(5))
+        .grace(Duration::from_secs(5))
+        .allowed_hosts(hosts)
+        .cross_origin_protection(true)
+        .require_json_posts(true)
+        .max_websocket_frame(64 * 1024)
+        .max_websocket_message(64 * 1024)
+        .executor(executor);
+    let server = Server::new(config);
+    let jobs = Jobs::new(&server, 32);
+    let stop = CancellationToken::new();
+    // Installed before the address is printed: a signal sent on seeing it is never missed.
+    #[cfg(unix)]
+    let _signals = cancelable_smol::cancel_on_signals(&stop, [])?;
+    let listener = cancelable_http::bind(options.addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let service = router(App {
+        server: server.clone(),
+        jobs,
+    })
+    .into_service();
+    let report = server.serve(listener, service, &stop).await;
+    eprintln!(
+        "stopped ({}): {report}",
+        stop.reason().map_or("no reason".into(), |r| r.to_string())
+    );
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
-    let addr = match parse_addr() {
-        Ok(addr) => addr,
+    let options = match parse_options() {
+        Ok(options) => options,
         Err(e) => {
             eprintln!("{e}");
             return std::process::ExitCode::from(2);
         }
     };
-    let result = smol::block_on(async {
-        // Bodies here are small JSON documents: a client silent for 5 s in the middle of one
-        // is not coming back (408), and must not hold one of the 1,024 connections longer.
-        let config = ServerConfig::default()
-            .max_body_size(64 * 1024)
-            .body_read_timeout(Duration::from_secs(5))
-            .grace(Duration::from_secs(5));
-        let server = Server::new(config);
-        let jobs = Jobs::new(&server, 32);
-        let stop = CancellationToken::new();
-        // Installed before the address is printed: a signal sent on seeing it is never missed.
-        #[cfg(unix)]
-        let _signals = cancelable_smol::cancel_on_signals(&stop, [])?;
-        let listener = cancelable_http::bind(addr).await?;
-        println!("listening on http://{}", listener.local_addr()?);
-        std::io::stdout().flush()?;
-        let service = router(App {
-            server: server.clone(),
-            jobs,
-        })
-        .into_service();
-        let report = server.serve(listener, service, &stop).await;
-        eprintln!(
-            "stopped ({}): {report}",
-            stop.reason().map_or("no reason".into(), |r| r.to_string())
-        );
-        std::io::Result::Ok(())
+    // One executor, run by this thread and `threads - 1` more: handlers run on all of them.
+    let executor = Arc::new(smol::Executor::new());
+    let finished = CancellationToken::new();
+    let result = std::thread::scope(|scope| {
+        for _ in 1..options.threads.get() {
+            let (executor, finished) = (executor.clone(), finished.clone());
+            scope.spawn(move || smol::block_on(executor.run(finished.cancelled())));
+        }
+        let result = smol::block_on(executor.run(serve(&options, executor.clone())));
+        finished.cancel();
+        result
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! are handed to hyper either way).
 //!
 //! Each stream is a request through the same layer as HTTP/1.1, and hyper runs each one as a
-//! task of its own ([`StreamTasks`]). Cancelation:
+//! task of its own on the server's executor ([`StreamTasks`]). Cancelation:
 //!
 //! * a RST_STREAM from the client: hyper drops that stream's service future, whose drop guard
 //!   cancels the request token with `Disconnected`; the other streams go on;
@@ -27,7 +27,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cancelable::{CancelReason, CancellationToken, TaskTracker};
+use cancelable::{CancelReason, CancellationToken};
 use futures_lite::FutureExt as _;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use http_body_util::{Either, Full};
@@ -145,7 +145,7 @@ pub(crate) async fn serve<S, B>(
     };
     let tasks = StreamTasks {
         closed: CancellationToken::new(),
-        tracker: state.tracker.clone(),
+        state: state.clone(),
     };
     let closed = tasks.closed.clone();
     let service = H2Service {
@@ -510,13 +510,14 @@ where
     }
 }
 
-/// hyper's executor for the stream tasks of one connection: each runs on smol, tracked by the
-/// server (shutdown waits for it), until it is done or the connection is gone.
+/// hyper's executor for the stream tasks of one connection: each runs on the server's
+/// executor, tracked by the server (shutdown waits for it), until it is done or the connection
+/// is gone.
 #[derive(Clone)]
 struct StreamTasks {
     /// Cancelled when the connection task ends.
     closed: CancellationToken,
-    tracker: TaskTracker,
+    state: Arc<State>,
 }
 
 impl<F> hyper::rt::Executor<F> for StreamTasks
@@ -526,9 +527,9 @@ where
 {
     fn execute(&self, stream: F) {
         let closed = self.closed.clone();
-        let task = self.tracker.track_future(async move {
+        let task = self.state.tracker.track_future(async move {
             closed.run_until_cancelled(stream).await;
         });
-        smol::spawn(task).detach();
+        self.state.spawn(task);
     }
 }

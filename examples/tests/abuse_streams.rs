@@ -1,0 +1,505 @@
+//! Abuse suite for the `web_app` demo's streams and browser-facing rules, against the real
+//! binary on 127.0.0.1 (bounded: a few hundred connections, seconds of wall time):
+//!
+//! * 8 WebSocket clients hold unfinished messages just under the 64 KiB limit, then push on:
+//!   each gets close `1009`, and the server's memory (VmRSS) grows by no more than
+//!   8 × twice the limit (the message so far and the frame being read) plus 4 MiB;
+//! * 300 SSE clients against the cap of 256 streams: 44 get `429` at once, the server keeps
+//!   answering;
+//! * the Host, Origin and content-type refusals a DNS-rebinding or cross-site page meets, none
+//!   of which starts or cancels anything.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// The demo's WebSocket message limit.
+const LIMIT: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------------------------
+
+/// The `web_app` binary, built once per test process into this target dir and profile
+/// (`WEB_APP_BIN` overrides), so a stale binary is never tested.
+fn web_app_binary() -> PathBuf {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("WEB_APP_BIN") {
+            return Ok(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .ok_or("the test binary is not in <target>/<profile>/deps/")?;
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let cargo = std::env::var_os("CARGO").ok_or("run me with cargo test (CARGO unset)")?;
+        let target_dir = profile_dir.parent().ok_or("no target dir")?;
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "web_app",
+                "--profile",
+                profile,
+            ])
+            .arg("--manifest-path")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo build --example web_app failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(profile_dir.join("examples").join("web_app"))
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A running `web_app` on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start() -> Server {
+        let bin = web_app_binary();
+        let mut child = Command::new(&bin)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
+        let out = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(out);
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let _ = tx.send(first);
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("web_app printed its address");
+        let addr = first
+            .trim_end()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Server { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect to web_app");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// Sends `head` (request line and headers) with `body`; the status and the JSON body.
+    fn send(&self, head: &str, body: &str) -> (u16, Value) {
+        let mut s = self.connect();
+        let mut text = format!("{head}\r\nConnection: close\r\n");
+        if !body.is_empty() {
+            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        text.push_str("\r\n");
+        text.push_str(body);
+        s.write_all(text.as_bytes()).expect("send");
+        let mut answer = Vec::new();
+        BufReader::new(s).read_to_end(&mut answer).expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {answer:?}"));
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.send(&format!("GET {path} HTTP/1.1\r\nHost: {}", self.addr), "")
+    }
+
+    fn stats(&self) -> Value {
+        let (status, stats) = self.get("/stats");
+        assert_eq!(status, 200);
+        stats
+    }
+
+    fn until(&self, what: &str, mut probe: impl FnMut(&Value) -> bool) {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            let stats = self.stats();
+            if probe(&stats) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {stats}"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket: clients holding big unfinished messages
+// ---------------------------------------------------------------------------------------------
+
+/// A client frame, masked with a zero key (the payload goes as is).
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The next server frame: (opcode, payload).
+fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    r.read_exact(&mut head)?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            r.read_exact(&mut n)?;
+            u16::from_be_bytes(n) as usize
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            r.read_exact(&mut n)?;
+            u64::from_be_bytes(n) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    r.read_exact(&mut payload)?;
+    Ok((head[0] & 0x0f, payload))
+}
+
+fn open_ws(server: &Server) -> (TcpStream, BufReader<TcpStream>) {
+    let s = server.connect();
+    (&s).write_all(
+        format!(
+            "GET /stream?interval_ms=60000 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 101"), "handshake: {line:?}");
+    while line != "\r\n" {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    (s, r)
+}
+
+/// Sends a ping and reads until its pong: proof that the server has read everything before.
+fn round_trip(s: &mut TcpStream, r: &mut BufReader<TcpStream>) {
+    s.write_all(&frame(0x89, b"sync")).unwrap();
+    loop {
+        let (opcode, payload) = read_frame(r).expect("a pong");
+        assert_ne!(opcode, 0x8, "closed while within the limit");
+        if opcode == 0xa && payload == b"sync" {
+            return;
+        }
+    }
+}
+
+#[test]
+fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit() {
+    let server = Server::start();
+    // Warm up the allocator and the WebSocket path once.
+    drop(open_ws(&server));
+    server.until("no stream", |s| s["active_streams"] == 0);
+    let before = server.rss_kib();
+    let bound_kib = |clients: u64| before + clients * 2 * (LIMIT as u64 / 1024) + 4 * 1024;
+
+    // Each client: an unfinished binary message of 60 KiB in 4 KiB fragments, then holds it.
+    let fragment = vec![0x5a; 4 * 1024];
+    let mut clients: Vec<_> = (0..8).map(|_| open_ws(&server)).collect();
+    for (s, r) in &mut clients {
+        s.write_all(&frame(0x02, &fragment)).unwrap();
+        for _ in 1..15 {
+            s.write_all(&frame(0x00, &fragment)).unwrap();
+        }
+        round_trip(s, r);
+    }
+    let holding = server.rss_kib();
+    assert!(
+        holding <= bound_kib(8),
+        "8 clients holding 60 KiB each: RSS {before} -> {holding} KiB (bound {} KiB)",
+        bound_kib(8)
+    );
+
+    // Then they push on, up to 8 MiB each, until the server says 1009.
+    let pushers: Vec<_> = clients
+        .into_iter()
+        .map(|(mut s, mut r)| {
+            let reader = thread::spawn(move || {
+                loop {
+                    match read_frame(&mut r) {
+                        // 1005: a close frame without a code.
+                        Ok((0x8, payload)) => {
+                            return Some(
+                                payload
+                                    .get(..2)
+                                    .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]])),
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+            });
+            let chunk = vec![0x5a; 32 * 1024];
+            for _ in 0..256 {
+                if reader.is_finished() || s.write_all(&frame(0x00, &chunk)).is_err() {
+                    break;
+                }
+            }
+            (s, reader)
+        })
+        .collect();
+    let peak = server.rss_kib();
+    assert!(
+        peak <= bound_kib(8),
+        "8 clients pushing past the limit: RSS {before} -> {peak} KiB (bound {} KiB)",
+        bound_kib(8)
+    );
+    for (s, reader) in pushers {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        assert_eq!(
+            reader.join().unwrap(),
+            Some(1009),
+            "the close past the limit"
+        );
+    }
+    server.until("all streams released", |s| s["active_streams"] == 0);
+    assert_eq!(server.get("/health").0, 200);
+    eprintln!("RSS: {before} KiB idle, {holding} KiB holding, {peak} KiB pushing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE: 300 clients against the cap of 256
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn three_hundred_sse_clients_meet_the_cap_of_256() {
+    let server = Server::start();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let s = server.connect();
+        (&s).write_all(
+            format!(
+                "GET /events?interval_ms=1000 HTTP/1.1\r\nHost: {}\r\n\r\n",
+                server.addr
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        let asked = Instant::now();
+        r.read_line(&mut line).unwrap();
+        match line.split_whitespace().nth(1) {
+            Some("200") => open.push(r),
+            Some("429") => {
+                assert!(
+                    asked.elapsed() < Duration::from_secs(1),
+                    "429 took {:?}",
+                    asked.elapsed()
+                );
+                // The connection stays open (keep-alive): read the body by its length.
+                let mut length = 0;
+                while line != "\r\n" {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                r.read_exact(&mut body).unwrap();
+                let json: Value = serde_json::from_slice(&body).expect("a JSON error");
+                assert!(json["error"].is_string(), "{json}");
+                refused += 1;
+            }
+            other => panic!(
+                "unexpected answer {other:?} to stream {}",
+                open.len() + refused
+            ),
+        }
+    }
+    assert_eq!((open.len(), refused), (256, 44));
+    assert_eq!(server.stats()["active_streams"], 256);
+    assert_eq!(
+        server.get("/health").0,
+        200,
+        "the server answers at the cap"
+    );
+    drop(open);
+    server.until("all streams released", |s| s["active_streams"] == 0);
+    // Streams are available again.
+    let s = server.connect();
+    (&s).write_all(format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The refusals a rebinding or cross-site page meets
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn host_origin_and_csrf_refusals_change_nothing() {
+    let server = Server::start();
+    let (status, body) = server.send(
+        &format!(
+            "POST /jobs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json",
+            server.addr
+        ),
+        r#"{"steps":10000,"step_ms":60000}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().unwrap().to_owned();
+    let host = format!("Host: {}", server.addr);
+    let port = server.addr.port();
+    let cases = [
+        (
+            400,
+            format!("GET /jobs HTTP/1.1\r\nHost: rebind.evil.example:{port}"),
+            "",
+        ),
+        (
+            400,
+            format!("DELETE /jobs/{id} HTTP/1.1\r\nHost: rebind.evil.example:{port}"),
+            "",
+        ),
+        (400, "GET /jobs HTTP/1.1".to_owned(), ""),
+        (400, format!("GET /jobs HTTP/1.1\r\n{host}\r\n{host}"), ""),
+        (
+            415,
+            format!("POST /jobs HTTP/1.1\r\n{host}\r\nContent-Type: text/plain"),
+            "{}",
+        ),
+        (
+            415,
+            format!(
+                "POST /jobs HTTP/1.1\r\n{host}\r\nContent-Type: application/x-www-form-urlencoded"
+            ),
+            "steps=1",
+        ),
+        (
+            403,
+            format!(
+                "POST /jobs HTTP/1.1\r\n{host}\r\nContent-Type: application/json\r\nOrigin: https://evil.example"
+            ),
+            "{}",
+        ),
+        (
+            403,
+            format!(
+                "POST /jobs HTTP/1.1\r\n{host}\r\nContent-Type: application/json\r\nSec-Fetch-Site: cross-site"
+            ),
+            "{}",
+        ),
+        (
+            403,
+            format!("DELETE /jobs/{id} HTTP/1.1\r\n{host}\r\nOrigin: null"),
+            "",
+        ),
+        (
+            403,
+            format!(
+                "GET /stream HTTP/1.1\r\n{host}\r\nOrigin: https://evil.example\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+            ),
+            "",
+        ),
+    ];
+    for (want, head, body) in &cases {
+        let (status, json) = server.send(head, body);
+        assert_eq!(status, *want, "{head:?}: {json}");
+        assert!(
+            json["error"].is_string(),
+            "{head:?}: a JSON error, got {json}"
+        );
+    }
+    let stats = server.stats();
+    assert_eq!(
+        (
+            stats["active_jobs"].as_u64(),
+            stats["active_streams"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let (_, job) = server.get(&format!("/jobs/{id}"));
+    assert_eq!(
+        job["status"], "running",
+        "no refusal cancelled the job: {job}"
+    );
+}
