@@ -9,9 +9,18 @@
 //! `HTTP_BENCH_PARTS=1` adds the parts: plain hyper with only the header timeout, with only
 //! the layer. On a shared machine the socket figures move by ±10% from run to run; the
 //! in-memory line (the layer's and the header timer's own cost per request) does not.
+//!
+//! Then the tower rows (an axum 0.8 `Router` on smol: alone, behind `cancel_layer()`, under
+//! `Server::serve`) and the HTTP/2 rows (h2c, 64 streams in flight over 4 connections: plain
+//! hyper's http2 server on smol, the same with the layer, `Server::serve`).
+//! `HTTP_BENCH_SECTION=tower` runs only those, `HTTP_BENCH_SECTION=tower-memory` only their
+//! in-memory lines (the layer's own cost on the tower path, and whole requests over an
+//! in-process pipe on one thread; both steady under callgrind).
 
 #[path = "support/http.rs"]
 mod support;
+#[path = "support/tower_http2.rs"]
+mod tower_http2;
 
 use std::time::Duration;
 
@@ -30,6 +39,12 @@ fn main() {
     } else {
         (Duration::from_secs(2), 5, 1000)
     };
+    // `HTTP_BENCH_SECTION=tower` runs only the tower and HTTP/2 rows, `tower-memory` only
+    // their in-memory lines (for callgrind).
+    if let Some(section) = std::env::var_os("HTTP_BENCH_SECTION") {
+        tower_and_http2(quick, run, rounds, section == "tower-memory");
+        return;
+    }
     let variants = [
         Variant::PlainHyper,
         Variant::Layer,
@@ -110,5 +125,104 @@ fn main() {
         quantile(&lat, 0.5),
         quantile(&lat, 0.99),
         lat[lat.len() - 1]
+    );
+    tower_and_http2(quick, run, rounds, false);
+}
+
+/// The tower rows (an axum `Router` on smol, alone, behind `cancel_layer()`, under
+/// `Server::serve`) and the HTTP/2 rows (64 streams over 4 connections: plain hyper h2 on
+/// smol, the same with the layer, `Server::serve`).
+fn tower_and_http2(quick: bool, run: Duration, rounds: usize, memory_only: bool) {
+    use tower_http2::{H2, Tower, alternate, measure_h2, measure_tower};
+    let n = if quick { 10_000 } else { 200_000 };
+    let (layered, alone) = tower_http2::tower_layer_overhead(n);
+    println!();
+    println!(
+        "in memory, per request: the axum Router behind the layer {layered:.0} ns vs the Router alone {alone:.0} ns (+{:.0} ns, {:+.1}%)",
+        layered - alone,
+        (layered / alone - 1.0) * 100.0
+    );
+    let [axum, axum_layer, h2, h2_layer] =
+        tower_http2::pipe_costs(if quick { 2_000 } else { 50_000 });
+    let change = |a: f64, b: f64| (b / a - 1.0) * 100.0;
+    println!(
+        "in memory, end to end (hyper and its client over an in-process pipe, one thread), per request: \
+         axum {axum:.0} ns, axum behind the layer {axum_layer:.0} ns ({:+.1}%); \
+         HTTP/2, 64 streams over 4 connections: plain hyper {h2:.0} ns, with the layer {h2_layer:.0} ns ({:+.1}%)",
+        change(axum, axum_layer),
+        change(h2, h2_layer)
+    );
+    if memory_only {
+        return;
+    }
+    let cell = |x: &support::Sample| {
+        format!(
+            "{:.0} req/s, {:.1} µs CPU",
+            x.rps,
+            x.cpu_per_request.as_secs_f64() * 1e6
+        )
+    };
+    // Throughput ratio and CPU-per-request ratio of `b` against `a` (1.000 = the same cost).
+    let ratio = |a: &support::Sample, b: &support::Sample| {
+        format!(
+            "{:.3} (CPU {:.3})",
+            b.rps / a.rps,
+            a.cpu_per_request.as_secs_f64() / b.cpu_per_request.as_secs_f64()
+        )
+    };
+    let tower = [Tower::Axum, Tower::AxumLayer, Tower::AxumServe];
+    println!();
+    println!("## tower: axum 0.8 on smol, HTTP/1.1 /health (medians)");
+    println!();
+    println!(
+        "| connections | {} | {} | {} | layer / alone |",
+        tower[0].name(),
+        tower[1].name(),
+        tower[2].name()
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for connections in [1, 64] {
+        let runs: Vec<Box<dyn Fn() -> support::Sample>> = tower
+            .iter()
+            .map(|&v| Box::new(move || measure_tower(v, connections, run)) as Box<_>)
+            .collect();
+        let runs: Vec<&dyn Fn() -> support::Sample> = runs.iter().map(|r| &**r).collect();
+        let s = alternate(&runs, rounds);
+        println!(
+            "| {connections} | {} | {} | {} | {} |",
+            cell(&s[0]),
+            cell(&s[1]),
+            cell(&s[2]),
+            ratio(&s[0], &s[1])
+        );
+    }
+    let h2 = [H2::Plain, H2::PlainLayer, H2::Serve];
+    let (connections, streams) = (4, 16);
+    println!();
+    println!(
+        "## HTTP/2 (h2c): {} streams in flight over {connections} connections, /health (medians)",
+        connections * streams
+    );
+    println!();
+    println!(
+        "| {} | {} | {} | layer / plain | serve / plain |",
+        h2[0].name(),
+        h2[1].name(),
+        h2[2].name()
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    let runs: Vec<Box<dyn Fn() -> support::Sample>> = h2
+        .iter()
+        .map(|&v| Box::new(move || measure_h2(v, connections, streams, run)) as Box<_>)
+        .collect();
+    let runs: Vec<&dyn Fn() -> support::Sample> = runs.iter().map(|r| &**r).collect();
+    let s = alternate(&runs, rounds);
+    println!(
+        "| {} | {} | {} | {} | {} |",
+        cell(&s[0]),
+        cell(&s[1]),
+        cell(&s[2]),
+        ratio(&s[0], &s[1]),
+        ratio(&s[0], &s[2])
     );
 }

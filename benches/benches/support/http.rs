@@ -198,7 +198,7 @@ fn start(variant: Variant) -> Running {
 }
 
 /// Sends `GET /health` and reads one response at a time, until `deadline`.
-async fn client(addr: SocketAddr, deadline: Instant, count: Arc<AtomicU64>) {
+pub async fn client(addr: SocketAddr, deadline: Instant, count: Arc<AtomicU64>) {
     let mut stream = smol::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let request = b"GET /health HTTP/1.1\r\nhost: bench\r\n\r\n";
@@ -235,7 +235,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// CPU time this process has used (user + system), from `/proc/self/stat`; `None` elsewhere.
 /// Unlike wall-clock throughput it barely moves when other processes load the machine.
-fn cpu_time() -> Option<Duration> {
+pub fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (in clock ticks).
     let rest = &stat[stat.rfind(')')? + 2..];

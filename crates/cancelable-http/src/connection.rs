@@ -50,7 +50,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// Whether [`hung_up`] can see a FIN behind unread bytes on this platform.
 const PROBES: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
-type Socket = Arc<Async<std::net::TcpStream>>;
+pub(crate) type Socket = Arc<Async<std::net::TcpStream>>;
 
 /// Whether the peer closed (or half-closed) `socket` even though bytes it sent before are
 /// still unread: `POLLRDHUP`, which reading cannot tell until those bytes are consumed.
@@ -73,16 +73,22 @@ fn hung_up(_socket: &std::net::TcpStream) -> bool {
     false
 }
 
-/// Serves one accepted connection until it closes, is closed by a bound, or shutdown closes
-/// it.
-pub(crate) async fn serve<S, B>(socket: Socket, service: RequestService<S>, state: &State)
-where
+/// Serves one accepted HTTP/1 connection until it closes, is closed by a bound, or shutdown
+/// closes it. `started` is when it was accepted; `read` holds the bytes read from it already
+/// (to tell HTTP/2 from HTTP/1), which hyper gets first.
+pub(crate) async fn serve<S, B>(
+    socket: Socket,
+    read: Vec<u8>,
+    started: Instant,
+    service: RequestService<S>,
+    state: &State,
+) where
     S: Service<Request<Incoming>, Response = Response<B>>,
     S::Error: Into<BoxError>,
     B: HttpBody<Data = Bytes> + 'static,
     B::Error: Into<BoxError>,
 {
-    let peer = Peer::new(socket.clone(), Instant::now());
+    let peer = Peer::new(socket.clone(), started, read);
     let io = PeerIo {
         socket,
         peer: peer.clone(),
@@ -222,12 +228,13 @@ struct Exchange {
 }
 
 impl Peer {
-    fn new(socket: Socket, now: Instant) -> Self {
+    fn new(socket: Socket, now: Instant, read: Vec<u8>) -> Self {
+        let end = read.len();
         Self(Arc::new(Mutex::new(Link {
             socket,
-            buf: Vec::new(),
+            buf: read,
             start: 0,
-            end: 0,
+            end,
             gone: false,
             phase: Phase::Head { since: now },
             read_pending: false,
@@ -554,7 +561,7 @@ impl<S, B> Service<Request<Incoming>> for ConnService<S>
 where
     S: Service<Request<Incoming>, Response = Response<B>>,
 {
-    type Response = Response<Finish<Either<B, Full<Bytes>>>>;
+    type Response = Response<Finish<Either<B, Full<Bytes>>, Done>>;
     type Error = S::Error;
     type Future = ConnFuture<S::Future, B>;
 
@@ -584,7 +591,7 @@ impl<F, B, E> Future for ConnFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Finish<Either<B, Full<Bytes>>>>, E>;
+    type Output = Result<Response<Finish<Either<B, Full<Bytes>>, Done>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -615,15 +622,16 @@ where
 }
 
 pin_project! {
-    /// A response body that tells the [`Peer`] when it is done (hyper drops a body once it
-    /// sent its end, or with the connection).
-    struct Finish<B> {
+    /// A response body that says when it is done by dropping `D` (hyper drops a body once
+    /// it sent its end, or with the connection or stream).
+    pub(crate) struct Finish<B, D> {
         #[pin]
-        body: B,
-        _done: Done,
+        pub(crate) body: B,
+        pub(crate) _done: D,
     }
 }
 
+/// Tells the [`Peer`] that the response is done.
 struct Done(Peer);
 
 impl Drop for Done {
@@ -632,7 +640,7 @@ impl Drop for Done {
     }
 }
 
-impl<B: HttpBody> HttpBody for Finish<B> {
+impl<B: HttpBody, D> HttpBody for Finish<B, D> {
     type Data = B::Data;
     type Error = B::Error;
 

@@ -1,7 +1,8 @@
 //! The glue between hyper's runtime traits and smol's: [`FuturesIo`] lets hyper drive a
 //! futures-io stream (smol's `TcpStream`), [`HyperIo`] lets futures-io code (async-tungstenite)
-//! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), and [`SmolTimer`]
-//! and [`CoarseTimer`] give hyper async-io's timers (for its header read timeout). They are
+//! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), [`SmolTimer`]
+//! and [`CoarseTimer`] give hyper async-io's timers (for its header read timeout), and
+//! [`SmolExecutor`] runs the tasks hyper spawns (one per HTTP/2 stream) on smol. They are
 //! for running hyper yourself around [`Server::layer`](crate::Server::layer);
 //! [`Server::serve`](crate::Server::serve) has its own transport, which also watches the peer
 //! and bounds each phase of a connection (see the [`server`](crate::server) docs).
@@ -197,6 +198,30 @@ impl<T: hyper::rt::Write + Unpin> AsyncWrite for HyperIo<T> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// smol's global executor as hyper's [`Executor`](hyper::rt::Executor): what hyper's HTTP/2
+/// server (`hyper::server::conn::http2::Builder::new`) needs to run each stream as a task.
+/// The tasks are detached: they end with their stream.
+///
+/// ```
+/// use hyper::rt::Executor as _;
+///
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// cancelable_http::io::SmolExecutor.execute(async move { tx.send("ran").unwrap() });
+/// assert_eq!(rx.recv().unwrap(), "ran");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SmolExecutor;
+
+impl<F> hyper::rt::Executor<F> for SmolExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        smol::spawn(fut).detach();
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! | rule | setting ([`ServerConfig`](crate::ServerConfig)) | a client past it gets |
 //! |---|---|---|
-//! | an HTTP/1.1 request has one well-formed `Host` | always | `400` |
+//! | an HTTP/1.1 request has one well-formed `Host`, an HTTP/2 one an `:authority` (or a `Host`) | always | `400` |
 //! | the `Host` is a name the server answers | `allowed_hosts` ([`AllowedHosts::any`] by default) | `400` |
 //! | a request that changes state comes from the same origin | `cross_origin_protection` (off) | `403` |
 //! | a WebSocket handshake comes from the same origin | `cross_origin_protection` (off) | `403` |
@@ -271,9 +271,16 @@ pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Result<(), HttpError>
                 .and_then(Authority::parse)
                 .ok_or_else(|| HttpError::bad_request("malformed Host header"))?,
         ),
-        None if req.version() >= Version::HTTP_11 => {
+        None if req.version() == Version::HTTP_11 => {
             return Err(HttpError::bad_request(
                 "missing Host header (HTTP/1.1 requires it)",
+            ));
+        }
+        // HTTP/2 and later name the host in the `:authority` pseudo-header (the target's
+        // authority below), a Host header only in its place (RFC 9113, section 8.3.1).
+        None if req.version() > Version::HTTP_11 && req.uri().authority().is_none() => {
+            return Err(HttpError::bad_request(
+                "missing :authority (HTTP/2 requires it, or a Host header)",
             ));
         }
         None => None,

@@ -1,11 +1,13 @@
-//! The request-scoped token: [`RequestService`] wraps any hyper service so that each request
+//! The request-scoped token: [`RequestService`] wraps any hyper service (or, with the `tower`
+//! feature, any tower service through `CancelLayer`) so that each request
 //! gets a [`RequestContext`] (a token that is a child of the server's) in its extensions, and
 //! turns the ways a request can end early into cancelations of that token:
 //!
 //! * the client goes away: under [`Server::serve`](crate::Server::serve) the connection's
 //!   reader cancels the token with `Disconnected` within about a millisecond of the close,
 //!   whatever the client sent after its request (see the [`server`](crate::server) docs);
-//!   when hyper drops the in-flight service future, the future's drop guard does the same. A
+//!   when hyper drops the in-flight service future (the connection closed, or, on HTTP/2, the
+//!   client reset the request's stream), the future's drop guard does the same. A
 //!   request that produced its response has its guard disarmed first: **a normal response
 //!   never cancels**.
 //! * its body stops coming (under [`Server::serve`](crate::Server::serve)): after
@@ -15,6 +17,10 @@
 //!   the token is cancelled with `Timeout` and the client gets `504 {"error":"timeout"}`.
 //! * shutdown: the server token is cancelled with `Shutdown`, so is every request token, and the
 //!   client gets `503`.
+//!
+//! A request that went through the layer of the same server once keeps its context when it
+//! meets the layer again further in (a tower stack with the layer, served by
+//! [`Server::serve`](crate::Server::serve)): one token per request, counted once.
 //!
 //! In each case the handler future is dropped at once (work it spawned under the token, or
 //! operations started with the token as parent, stop too); a handler that wants to finish a
@@ -28,6 +34,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -167,6 +174,13 @@ impl<S> RequestService<S> {
     pub(crate) fn new(inner: S, state: Arc<State>) -> Self {
         Self { inner, state }
     }
+
+    /// The inner service and the server, borrowed apart (the tower form calls the inner
+    /// service by `&mut`).
+    #[cfg(feature = "tower")]
+    pub(crate) fn parts_mut(&mut self) -> (&mut S, &Arc<State>) {
+        (&mut self.inner, &self.state)
+    }
 }
 
 impl<S, B, B2> Service<Request<B>> for RequestService<S>
@@ -177,25 +191,50 @@ where
     type Error = S::Error;
     type Future = RequestFuture<S::Future, B2>;
 
-    fn call(&self, mut req: Request<B>) -> Self::Future {
-        let state = &self.state;
-        state.stats.active_requests.fetch_add(1, Relaxed);
-        let token = state.token.child_token();
-        let too_big = content_length(&req).is_some_and(|len| len > state.config.max_body_size);
-        req.extensions_mut()
-            .insert(RequestContext::new(token.clone(), state.clone()));
-        let inner = if too_big {
-            None
-        } else {
-            Some(self.inner.call(req))
-        };
-        RequestFuture {
-            race: token.clone().run_until_cancelled_owned(Maybe { inner }),
+    fn call(&self, req: Request<B>) -> Self::Future {
+        start(&self.state, req, |req| self.inner.call(req))
+    }
+}
+
+/// A request's way through the layer (both the hyper and the tower form): its context goes into
+/// the extensions, then `call` runs unless the declared body is over the limit.
+///
+/// A request that already carries a context of the same server (the layer twice in one
+/// stack, e.g. [`Server::serve`](crate::Server::serve) around a tower stack that has the
+/// layer too) keeps it: one request, one token, counted once, by the outer layer.
+pub(crate) fn start<B, F: Future, B2>(
+    state: &Arc<State>,
+    mut req: Request<B>,
+    call: impl FnOnce(Request<B>) -> F,
+) -> RequestFuture<F, B2> {
+    let outer = RequestContext::of(&req)
+        .filter(|cx| Arc::ptr_eq(&cx.state, state))
+        .map(|cx| cx.token.clone());
+    if let Some(token) = outer {
+        return RequestFuture {
+            race: token.clone().run_until_cancelled_owned(Maybe {
+                inner: Some(call(req)),
+            }),
             token,
             state: state.clone(),
             done: false,
+            counted: false,
             _body: std::marker::PhantomData,
-        }
+        };
+    }
+    state.stats.active_requests.fetch_add(1, Relaxed);
+    let token = state.token.child_token();
+    let too_big = content_length(&req).is_some_and(|len| len > state.config.max_body_size);
+    req.extensions_mut()
+        .insert(RequestContext::new(token.clone(), state.clone()));
+    let inner = if too_big { None } else { Some(call(req)) };
+    RequestFuture {
+        race: token.clone().run_until_cancelled_owned(Maybe { inner }),
+        token,
+        state: state.clone(),
+        done: false,
+        counted: true,
+        _body: std::marker::PhantomData,
     }
 }
 
@@ -239,6 +278,9 @@ pin_project! {
         state: Arc<State>,
         // Set once a response (ours or the handler's) was produced: disarms the drop guard.
         done: bool,
+        // Whether this layer counts the request in the server's stats (not when an outer
+        // layer of the same server does).
+        counted: bool,
         _body: std::marker::PhantomData<fn() -> B>,
     }
 
@@ -249,9 +291,11 @@ pin_project! {
                 // Runs before the fields are dropped: the handler sees `Disconnected` (its
                 // callbacks run now), then its future is dropped.
                 this.token.cancel_with(CancelReason::disconnected());
-                let stats = &this.state.stats;
-                stats.cancelled_requests.fetch_add(1, Relaxed);
-                stats.active_requests.fetch_sub(1, Relaxed);
+                if *this.counted {
+                    let stats = &this.state.stats;
+                    stats.cancelled_requests.fetch_add(1, Relaxed);
+                    stats.active_requests.fetch_sub(1, Relaxed);
+                }
             }
         }
     }
@@ -277,25 +321,32 @@ where
         }
         let outcome = ready!(this.race.poll(cx));
         *this.done = true;
+        let count = |counter: &AtomicU64| {
+            if *this.counted {
+                counter.fetch_add(1, Relaxed);
+            }
+        };
         let stats = &this.state.stats;
-        stats.active_requests.fetch_sub(1, Relaxed);
+        if *this.counted {
+            stats.active_requests.fetch_sub(1, Relaxed);
+        }
         let response = match outcome {
             Some(Some(result)) => {
                 // A response produced while the token was already cancelled still counts
                 // as a cancelled request (the handler answered its cancelation).
                 if this.token.is_cancelled() {
-                    stats.cancelled_requests.fetch_add(1, Relaxed);
+                    count(&stats.cancelled_requests);
                 } else {
-                    stats.completed_requests.fetch_add(1, Relaxed);
+                    count(&stats.completed_requests);
                 }
                 return Poll::Ready(result.map(|r| r.map(Either::Left)));
             }
             Some(None) => {
-                stats.completed_requests.fetch_add(1, Relaxed);
+                count(&stats.completed_requests);
                 HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
             }
             None => {
-                stats.cancelled_requests.fetch_add(1, Relaxed);
+                count(&stats.cancelled_requests);
                 let reason = this.token.reason().unwrap_or_else(CancelReason::manual);
                 HttpError::from(Cancelled::new(reason))
             }

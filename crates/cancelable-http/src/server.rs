@@ -1,6 +1,19 @@
-//! The smol server runner: [`Server`] binds, accepts, serves HTTP/1.1 with hyper through the
-//! [request layer](crate::request), enforces the limits of [`ServerConfig`] and shuts down
-//! gracefully.
+//! The smol server runner: [`Server`] binds, accepts, serves HTTP/1.1 and HTTP/2 with hyper
+//! through the [request layer](crate::request), enforces the limits of [`ServerConfig`] and
+//! shuts down gracefully.
+//!
+//! # HTTP/2
+//!
+//! With the `http2` feature (default), a connection that opens with the HTTP/2 connection
+//! preface is served as HTTP/2 with prior knowledge (h2c, `curl --http2-prior-knowledge`), any
+//! other as HTTP/1.1, on the same port. Each HTTP/2 stream is a request with its own token:
+//!
+//! * a `RST_STREAM` from the client cancels that request with `Disconnected` at once; the other
+//!   streams of the connection go on;
+//! * the connection closing, or a `GOAWAY` carrying an error code, cancels every request of the
+//!   connection with `Disconnected`; a `GOAWAY` without error is a graceful goodbye (RFC 9113,
+//!   section 6.8): no new streams, and the requests in flight are answered;
+//! * a request that produced its response is not cancelled by any of these, as on HTTP/1.1.
 //!
 //! # Disconnects
 //!
@@ -34,6 +47,19 @@
 //! | a request body the handler waits for | `body_read_timeout` and `min_body_rate` | request cancelled with `Timeout`; `408` and the connection closed (only closed if a response started) |
 //! | a response the client does not read | `send_timeout` | connection closed |
 //!
+//! On HTTP/2 the same bounds hold for the connection, with these differences (past any of
+//! them, every request of the connection still waiting for its response is cancelled with
+//! `Timeout`, and the connection closed after a `GOAWAY`):
+//!
+//! | phase | bound |
+//! |---|---|
+//! | no stream open: before the first request, then between requests | `header_read_timeout`, then `idle_timeout` |
+//! | a header block left open (`HEADERS` without `END_HEADERS`) | `header_read_timeout` |
+//! | a request body the client owes | `body_read_timeout` and `min_body_rate`, counted only while the client holds flow-control credit for a body that has not ended, so a handler that leaves its body unread never holds it against the client; a client that keeps a request body open on purpose (streaming) must send within `body_read_timeout` |
+//! | streams open at once | `max_concurrent_streams`; past it a new stream is refused (`RST_STREAM`, `REFUSED_STREAM`) |
+//! | a header list | 16 KiB; past it the request is answered `431` |
+//! | buffered request body bytes | 1 MiB per connection (the flow-control windows) |
+//!
 //! The time a handler takes is the route's business ([`Route::timeout`](crate::Route::timeout)).
 //! Deadlines are checked on a timer shared by all connections, up to 1/8 of the shortest
 //! bound late (at least 5 ms, at most 1 s). After a WebSocket upgrade the connection leaves
@@ -47,7 +73,7 @@
 //! 2. the server token is cancelled with `Shutdown`, so every request token, job and stream
 //!    (all its descendants) is; connections with no request in flight (idle keep-alive,
 //!    half-sent request heads) close at once, busy ones after their response (`503` for a
-//!    request that was cancelled);
+//!    request that was cancelled); HTTP/2 connections get a `GOAWAY` first;
 //! 3. the runner waits through the [`TaskTracker`] of every connection, job and stream for at
 //!    most the grace period (`cancelable_smol::shutdown`), then returns its [`ShutdownReport`].
 //!    The grace is for requests in flight and what they started.
@@ -58,7 +84,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cancelable::{
     CancelReason, CancellationToken, OperationFilter, OperationSnapshot, Registry, TaskTracker,
@@ -71,6 +97,8 @@ use hyper::{Request, Response};
 use smol::net::TcpListener;
 
 use crate::connection;
+#[cfg(feature = "http2")]
+use crate::http2::{self, Sniffed};
 use crate::io::CoarseTimer;
 use crate::policy::{AllowedHosts, Bound};
 use crate::request::{RequestContext, RequestService};
@@ -164,6 +192,16 @@ pub struct ServerConfig {
     /// `None` (the default; one thread unless `SMOL_THREADS` says more), or an executor of
     /// yours, run on as many threads as you like.
     pub executor: Option<Arc<smol::Executor<'static>>>,
+    /// Whether HTTP/2 with prior knowledge (h2c) is served beside HTTP/1.1 on the same port
+    /// (`true`; feature `http2`). When `false`, a client that opens with the HTTP/2 preface
+    /// gets its connection closed.
+    #[cfg(feature = "http2")]
+    pub http2: bool,
+    /// The most streams (requests) an HTTP/2 client may have open on one connection at once
+    /// (128; feature `http2`). Past it, a new stream is refused with `RST_STREAM`
+    /// (`REFUSED_STREAM`), which tells the client it may retry it.
+    #[cfg(feature = "http2")]
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +227,10 @@ impl Default for ServerConfig {
             max_websocket_message: 1024 * 1024,
             websocket_idle_timeout: Duration::from_secs(60),
             executor: None,
+            #[cfg(feature = "http2")]
+            http2: true,
+            #[cfg(feature = "http2")]
+            max_concurrent_streams: 128,
         }
     }
 }
@@ -402,6 +444,29 @@ impl ServerConfig {
     /// ```
     pub fn executor(mut self, executor: Arc<smol::Executor<'static>>) -> Self {
         self.executor = Some(executor);
+        self
+    }
+
+    /// Sets [`http2`](ServerConfig::http2).
+    ///
+    /// ```
+    /// assert!(!cancelable_http::ServerConfig::default().http2(false).http2);
+    /// ```
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self, on: bool) -> Self {
+        self.http2 = on;
+        self
+    }
+
+    /// Sets [`max_concurrent_streams`](ServerConfig::max_concurrent_streams) (at least 1).
+    ///
+    /// ```
+    /// let c = cancelable_http::ServerConfig::default().max_concurrent_streams(32);
+    /// assert_eq!(c.max_concurrent_streams, 32);
+    /// ```
+    #[cfg(feature = "http2")]
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.max_concurrent_streams = n.max(1);
         self
     }
 }
@@ -649,6 +714,25 @@ impl Server {
         RequestService::new(service, self.state.clone())
     }
 
+    /// The layer as tower middleware (feature `tower`): wraps a `tower_service::Service` into
+    /// a [`RequestService`] with the meaning of [`layer`](Server::layer). See the
+    /// [`tower`](crate::tower) module docs for serving a tower stack (an axum `Router`).
+    ///
+    /// ```
+    /// use cancelable_http::{Server, ServerConfig};
+    /// let server = Server::new(ServerConfig::default());
+    /// let stack = tower::ServiceBuilder::new()
+    ///     .layer(server.cancel_layer())
+    ///     .service_fn(|_req: hyper::Request<String>| async {
+    ///         Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+    ///     });
+    /// # let _ = stack;
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn cancel_layer(&self) -> crate::CancelLayer {
+        crate::CancelLayer::new(self.state.clone())
+    }
+
     /// A [`RequestContext`] not tied to a connection: a fresh child of the server token. For
     /// calling handlers directly (tests) or running request-like work outside HTTP.
     ///
@@ -730,10 +814,15 @@ impl Server {
         live.iter().chain(&done).map(OperationInfo::of).collect()
     }
 
-    /// Serves HTTP/1.1 on `listener` with `service` (wrapped in the [layer](Server::layer)),
-    /// one smol task per connection, until `shutdown` (or the server token) is cancelled; then
-    /// shuts down gracefully as described in the [module docs](crate::server) and returns
-    /// the report. Accept errors (e.g. out of file descriptors) are retried after 10 ms.
+    /// Serves HTTP/1.1 and HTTP/2 (h2c) on `listener` with `service` (wrapped in the
+    /// [layer](Server::layer)), one smol task per connection (and per HTTP/2 stream), until
+    /// `shutdown` (or the server token) is cancelled; then shuts down gracefully as described
+    /// in the [module docs](crate::server) and returns the report. Accept errors (e.g. out of
+    /// file descriptors) are retried after 10 ms.
+    ///
+    /// A tower service (an axum `Router`, a `tower::ServiceBuilder` stack) is served through
+    /// hyper-util's `TowerToHyperService`, with the same limits, shutdown and disconnect
+    /// detection: see the `tower` module docs (feature `tower`).
     ///
     /// ```
     /// use std::convert::Infallible;
@@ -795,12 +884,27 @@ impl Server {
             let service = self.layer(service.clone());
             let conn_state = state.clone();
             let task = state.tracker.track_future(async move {
+                let started = Instant::now();
                 conn_state.stats.connections.fetch_add(1, Relaxed);
                 let _open = Open(&conn_state.stats.connections);
+                let _permit = permit;
                 let socket: Arc<smol::Async<std::net::TcpStream>> = stream.into();
                 let _ = socket.get_ref().set_nodelay(true);
-                connection::serve(socket, service, &conn_state).await;
-                drop(permit);
+                #[cfg(feature = "http2")]
+                let read = if conn_state.config.http2 {
+                    match http2::sniff(&socket, &conn_state, started).await {
+                        Sniffed::Http1(read) => read,
+                        Sniffed::Http2(read) => {
+                            return http2::serve(socket, read, started, service, &conn_state).await;
+                        }
+                        Sniffed::Gone => return,
+                    }
+                } else {
+                    Vec::new()
+                };
+                #[cfg(not(feature = "http2"))]
+                let read = Vec::new();
+                connection::serve(socket, read, started, service, &conn_state).await;
             });
             state.spawn(task);
         }

@@ -6,6 +6,9 @@
 //! cargo run --release --example web_app -- --addr 127.0.0.1:0 --threads 1
 //! ```
 //!
+//! HTTP/1.1 and HTTP/2 with prior knowledge (`curl --http2-prior-knowledge`) are served on the
+//! same port; the WebSocket route needs HTTP/1.1.
+//!
 //! | route | what it shows |
 //! |---|---|
 //! | `GET /` | the dashboard |
