@@ -9,7 +9,9 @@
 //! may be taken inside these (never the other way round), and none is held while tokens are
 //! cancelled or callbacks run.
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::Entry;
+#[cfg(not(loom))]
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::string::String;
@@ -18,11 +20,10 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use crate::operation::{
-    Flavor, Guarded, OperationId, OperationSnapshot, OperationStatus, RecordCopy, Sendable, Shared,
-    next_seq,
+    Flavor, OperationId, OperationSnapshot, OperationStatus, RecordCopy, Sendable, Shared, next_seq,
 };
 use crate::reason::CancelReason;
-use crate::sync::Arc;
+use crate::sync::{Arc, Guarded};
 use crate::token::CancellationToken;
 
 /// How many finished operations a registry keeps by default.

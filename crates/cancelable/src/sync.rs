@@ -194,13 +194,14 @@ impl Drop for LockGuard<'_> {
 }
 
 /// A mutex around a small record (an operation's status, progress and times): a `parking_lot`
-/// mutex with `std`; without it the node lock above (a spin lock, or a critical section with the
+/// mutex with `std`, loom's under loom (so the models of the records' races see every wait);
+/// without `std` the node lock above (a spin lock, or a critical section with the
 /// `critical-section` feature), so operations work on bare-metal targets too. It is held for a
 /// few field writes, never around user code.
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
 
-#[cfg(feature = "std")]
+#[cfg(all(feature = "std", not(loom)))]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(parking_lot::Mutex::new(value))
@@ -211,7 +212,7 @@ impl<T> Mutex<T> {
     }
 }
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(loom)))]
 pub(crate) struct Mutex<T> {
     lock: RawLock,
     value: core::cell::UnsafeCell<T>,
@@ -219,13 +220,13 @@ pub(crate) struct Mutex<T> {
 
 // SAFETY: the value is only reached through `with`, which holds the lock, so at most one thread
 // touches it at a time; moving the mutex moves the value, hence `T: Send` for both.
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(loom)))]
 unsafe impl<T: Send> Sync for Mutex<T> {}
 // SAFETY: as above, the mutex owns the value.
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(loom)))]
 unsafe impl<T: Send> Send for Mutex<T> {}
 
-#[cfg(not(feature = "std"))]
+#[cfg(all(not(feature = "std"), not(loom)))]
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Self {
@@ -350,5 +351,48 @@ pub(crate) fn abort(why: &str) -> ! {
         }
         let _bomb = Bomb(why);
         panic!("cancelable: {why}");
+    }
+}
+
+#[cfg(loom)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(loom)]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.0.lock().unwrap())
+    }
+}
+
+/// A mutex with guards, for holding several at once (a registry's shards): `parking_lot`'s, or
+/// loom's under loom.
+#[cfg(feature = "std")]
+pub(crate) struct Guarded<T> {
+    #[cfg(not(loom))]
+    inner: parking_lot::Mutex<T>,
+    #[cfg(loom)]
+    inner: loom::sync::Mutex<T>,
+}
+
+#[cfg(feature = "std")]
+impl<T> Guarded<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            #[cfg(not(loom))]
+            inner: parking_lot::Mutex::new(value),
+            #[cfg(loom)]
+            inner: loom::sync::Mutex::new(value),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> impl core::ops::DerefMut<Target = T> + '_ {
+        #[cfg(not(loom))]
+        return self.inner.lock();
+        #[cfg(loom)]
+        return self.inner.lock().unwrap();
     }
 }

@@ -64,7 +64,6 @@ mod context;
 #[cfg(feature = "std")]
 mod current;
 mod flavor;
-mod lock;
 mod progress;
 mod record;
 mod run;
@@ -79,8 +78,6 @@ pub use context::{LocalOperationContext, OperationContext};
 #[cfg(feature = "std")]
 pub use current::current;
 pub use flavor::{Flavor, Local, Sendable};
-#[cfg(feature = "std")]
-pub(crate) use lock::Guarded;
 pub use progress::{Progress, ProgressStream};
 #[cfg(feature = "std")]
 pub(crate) use record::RecordCopy;

@@ -16,9 +16,9 @@ use crate::reason::CancelReason;
 use crate::sync::{AtomicU32, Ordering};
 
 use super::flavor::Metadata;
-use super::lock::Lock;
 use super::progress::Progress;
 use super::status::{OperationId, OperationSnapshot, OperationStatus};
+use crate::sync::Mutex as Lock;
 
 #[cfg(feature = "std")]
 use std::time::{Instant, SystemTime};
