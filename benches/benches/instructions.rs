@@ -116,6 +116,7 @@ const ROWS: &[&str] = &[
     "on_cancel_unregister/ours",
     "any_of_4/ours",
     "operation_run/ours",
+    "operation_run_registered/ours",
     "operation_run/bare",
 ];
 
@@ -176,6 +177,19 @@ fn main() {
                 (0..n).for_each(|_| {
                     let run = cancelable::Operation::new("bench")
                         .parent(&parent)
+                        .run(|_| async { Ok(black_box(1)) });
+                    _ = black_box(poll_once(pin!(run)));
+                })
+            });
+        }
+        "operation_run_registered/ours" => {
+            let parent = Ours::new();
+            let registry = cancelable::Registry::with_history(100);
+            region(|| {
+                (0..n).for_each(|_| {
+                    let run = cancelable::Operation::new("bench")
+                        .parent(&parent)
+                        .register(&registry)
                         .run(|_| async { Ok(black_box(1)) });
                     _ = black_box(poll_once(pin!(run)));
                 })
