@@ -1,6 +1,6 @@
 //! `cancel` cost per node reached: a 100,000-wide tree, a 10,000-deep chain, 10,000 waiters.
 //!
-//! Cancelation is the rare, heavy operation: SPEC §6 wants the tree and the chain ≥2× faster per
+//! Cancelation is the rare, heavy operation: the target is the tree and the chain ≥2× faster per
 //! node than tokio-util (which locks every node and each parent-child pair on the way) and
 //! waking 10,000 parked `cancelled()` futures no slower. Only the `cancel` call is timed; building
 //! the tree and dropping it afterwards happen outside the clock (`iter_custom`). Waiters are

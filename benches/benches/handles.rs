@@ -1,6 +1,6 @@
 //! Handle and node lifetime: `clone`+drop, child create+drop, `any_of` create+drop.
 //!
-//! Request-scoped code clones tokens and makes short-lived children all the time; SPEC §6 wants
+//! Request-scoped code clones tokens and makes short-lived children all the time; the targets are
 //! clone+drop ≥3× and child create+drop ≥2× faster than tokio-util (which locks the node for the
 //! handle count and locks the parent to link and unlink a child). "1000 children" shows that a
 //! busy parent does not make linking slower (tokio-util swaps into a Vec, ours must stay O(1)).

@@ -1,6 +1,6 @@
 //! `is_cancelled` — the check every loop iteration and every poll makes, so it must be free.
 //!
-//! SPEC §6 wants it ≥10× faster than tokio-util, whose check locks the node's mutex. The three
+//! The target is ≥10× faster than tokio-util, whose check locks the node's mutex. The three
 //! groups show why that matters: alone (uncontended lock vs one atomic load), with a second
 //! thread checking the same token (the mutex's cache line bounces, an atomic load shares it), and
 //! while another thread creates and drops children of the token (tokio-util locks the parent for

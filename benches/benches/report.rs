@@ -1,4 +1,4 @@
-//! The short side-by-side report of SPEC §6: one Markdown table, `cancelable` vs tokio-util.
+//! The short side-by-side report of the performance targets: one Markdown table, `cancelable` vs tokio-util.
 //!
 //! Run it with `benches/report` (`--quick`, `--smoke` or `REPORT_QUICK=1` for a smoke run;
 //! `--runs N` for N runs in separate processes, printed as ranges). The criterion benches next to
@@ -41,7 +41,7 @@ const MEM_N: usize = 10_000;
 type Ours = cancelable::CancellationToken;
 type Tokio = tokio_util::sync::CancellationToken;
 
-/// What SPEC §6 asks of a row.
+/// What the performance targets ask of a row.
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
     /// tokio-util time / ours ≥ x.
@@ -635,9 +635,7 @@ fn print_report(runs: &[Vec<Row>], quick: bool) {
         }
     );
     println!();
-    println!(
-        "| operation | cancelable | tokio-util | ratio (tokio-util / ours) | target (SPEC §6) | met? |"
-    );
+    println!("| operation | cancelable | tokio-util | ratio (tokio-util / ours) | target | met? |");
     println!("|---|---:|---:|---:|---|---|");
     for (i, row) in runs[0].iter().enumerate() {
         let each: Vec<&Row> = runs.iter().map(|run| &run[i]).collect();

@@ -3,7 +3,7 @@
 //!
 //! Every `select!` against a token builds a `cancelled()` future, polls it (registering the
 //! task's waker) and drops it when the other branch wins, so this round trip is the per-request
-//! price of being cancelable; SPEC §6 aims at no heap allocation for it. Peers whose wait is a
+//! price of being cancelable; the aim is no heap allocation for it. Peers whose wait is a
 //! future join (for triggered and stop-token the future is a cloned listener/token).
 //! `on_cancel` is a synchronous callback; tokio-util has none (its nearest equivalent is a
 //! spawned task awaiting `cancelled()`, which measures a runtime, not the token), so ours is

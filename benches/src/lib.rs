@@ -1,6 +1,6 @@
 //! Shared helpers for the side-by-side benchmarks of `cancelable` (see `benches/benches/`).
 //!
-//! Nothing here knows about the peer crates (they are dev-dependencies, SPEC §1); this is only
+//! Nothing here knows about the peer crates (they are dev-dependencies only, so tokio stays out of the libraries); this is only
 //! the plumbing every bench needs: polling a future once, a background thread that hammers or
 //! churns while the measured thread works, a counting allocator, and a median timer for the
 //! short `report`.

@@ -1,4 +1,4 @@
-//! Black-box integration tests of the `web_app` demo (SPEC §5) over real sockets on 127.0.0.1.
+//! Black-box integration tests of the `web_app` demo over real sockets on 127.0.0.1.
 //!
 //! Every test starts its own server process (`--addr 127.0.0.1:0`), talks to it with raw
 //! HTTP/1.1 over `std::net::TcpStream` (so disconnects, half requests and garbage are under the
@@ -588,7 +588,7 @@ fn check_status_and_reason(v: &Value) {
     }
 }
 
-/// SPEC §5: `{"id","name","status","progress":{"done","total"},"reason"}`, exactly.
+/// The job shape: `{"id","name","status","progress":{"done","total"},"reason"}`, exactly.
 fn check_job_shape(v: &Value) {
     assert_eq!(
         keys_of(v),
@@ -1202,7 +1202,7 @@ fn read_ws_json(ws: &mut tungstenite::WebSocket<TcpStream>, n: usize) -> Vec<Val
 }
 
 /// After the only stream of this server lost its peer at `left`: `active_streams` is back to 0
-/// within 100 ms (SPEC §4: the producer is cancelled within milliseconds), and `/operations`
+/// within 100 ms (the producer is cancelled within milliseconds), and `/operations`
 /// shows the finished stream `cancelled` with reason `disconnected` (the producer saw it).
 fn assert_stream_released(server: &Server, left: Instant, how: &str) {
     wait_stats(

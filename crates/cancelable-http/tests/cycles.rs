@@ -1,4 +1,4 @@
-//! SPEC §6: 10,000 connect/disconnect cycles (idle, half-sent request, request in flight,
+//! 10,000 connect/disconnect cycles (idle, half-sent request, request in flight,
 //! SSE stream, WebSocket) leave no request, stream, connection or task behind, keep the
 //! operations history bounded and the memory flat.
 
