@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cancelable::{CancelReason, CancellationToken};
 use futures_lite::Stream as _;
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncWrite;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::header::{CONNECTION, HeaderValue};
@@ -402,7 +402,7 @@ impl Link {
         let Self {
             socket, buf, end, ..
         } = self;
-        let n = ready!(Pin::new(&mut &**socket).poll_read(cx, &mut buf[*end..want]))?;
+        let n = ready!(read_socket(socket, cx, &mut buf[*end..want]))?;
         *end += n;
         Poll::Ready(Ok(n))
     }
@@ -443,6 +443,28 @@ impl Link {
             }
             Phase::Head { .. } => {}
         }
+    }
+}
+
+/// Reads `socket` as async-io's `poll_read` does, one system call fewer per request.
+///
+/// The readiness event that announced the bytes of a request is still unconsumed when those
+/// bytes have been read, so after the read that finds the socket empty, the first
+/// `poll_readable` is ready at once; async-io reads again, a system call that finds nothing
+/// again. Polling readiness a second time registers for the next event instead. If the event
+/// was a fresh one after all, the registration reports it at once: re-arming a socket that
+/// has bytes makes the poller report it.
+fn read_socket(socket: &Socket, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    use std::io::Read as _;
+    loop {
+        match socket.get_ref().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
+        }
+        if socket.poll_readable(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        ready!(socket.poll_readable(cx))?;
     }
 }
 
