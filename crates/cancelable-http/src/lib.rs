@@ -85,6 +85,6 @@ pub use request::{
     RequestContext, RequestFuture, RequestService, query_param, read_body, read_json, request_token,
 };
 pub use response::{Body, BoxError, HttpError, full, html, json};
-pub use router::{HandlerResult, Route, Router, RouterService, path_param};
+pub use router::{HandlerResult, Route, Router, RouterFuture, RouterService, path_param};
 pub use server::{OperationInfo, ProgressInfo, Server, ServerConfig, ServerStats, bind};
 pub use stream::{Closed, Event, EventSender, WsSender, sse, websocket};
