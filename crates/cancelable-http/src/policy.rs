@@ -183,40 +183,33 @@ struct Authority<'a> {
 }
 
 impl<'a> Authority<'a> {
-    /// Parses `text`, `None` if it is not a valid authority without user info. Written out, in
-    /// one pass over the bytes, because it runs on every request: `http::uri::Authority` would
-    /// copy the bytes first.
-    fn parse(full: &'a str) -> Option<Self> {
-        let bytes = full.as_bytes();
-        let host_end = if bytes.first() == Some(&b'[') {
-            let close = full.find(']')?;
-            full[1..close].parse::<Ipv6Addr>().ok()?;
-            let port = match &bytes[close + 1..] {
-                [] => &[][..],
-                [b':', port @ ..] => port,
+    /// Parses `bytes`, `None` if they are not a valid authority without user info. Written
+    /// out, in one pass over the bytes before a UTF-8 check that ASCII passes quickly, because
+    /// it runs on every request: `http::uri::Authority` would copy the bytes first.
+    fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let (host_end, port) = if bytes.first() == Some(&b'[') {
+            let close = bytes.iter().position(|&b| b == b']')?;
+            std::str::from_utf8(&bytes[1..close])
+                .ok()?
+                .parse::<Ipv6Addr>()
+                .ok()?;
+            match &bytes[close + 1..] {
+                [] => (close + 1, &[][..]),
+                [b':', port @ ..] => (close + 1, port),
                 _ => return None,
-            };
-            if !port.iter().all(u8::is_ascii_digit) {
+            }
+        } else {
+            let colon = bytes.iter().position(|&b| b == b':');
+            let host_end = colon.unwrap_or(bytes.len());
+            if !bytes[..host_end].iter().all(|&b| REG_NAME[usize::from(b)]) {
                 return None;
             }
-            close + 1
-        } else {
-            let mut colon = None;
-            for (i, &b) in bytes.iter().enumerate() {
-                let ok = match colon {
-                    None if b == b':' => {
-                        colon = Some(i);
-                        true
-                    }
-                    None => REG_NAME[usize::from(b)],
-                    Some(_) => b.is_ascii_digit(),
-                };
-                if !ok {
-                    return None;
-                }
-            }
-            colon.unwrap_or(bytes.len())
+            (host_end, colon.map_or(&[][..], |c| &bytes[c + 1..]))
         };
+        if !port.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let full = std::str::from_utf8(bytes).ok()?;
         Some(Self {
             full,
             host: &full[..host_end],
@@ -265,10 +258,7 @@ pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Result<(), HttpError>
     }
     let host = match host {
         Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(Authority::parse)
+            Authority::parse(value.as_bytes())
                 .ok_or_else(|| HttpError::bad_request("malformed Host header"))?,
         ),
         None if req.version() >= Version::HTTP_11 => {
@@ -281,7 +271,7 @@ pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Result<(), HttpError>
     // An absolute-form request target names the host; Host is then ignored (RFC 9112,
     // section 3.2.2).
     let target = match req.uri().authority() {
-        Some(authority) => Authority::parse(authority.as_str()),
+        Some(authority) => Authority::parse(authority.as_str().as_bytes()),
         None => host,
     };
     if let Some(target) = target {
