@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -98,11 +98,22 @@ where
     let conn = builder.serve_connection(io, service).with_upgrades();
     let mut conn = pin!(conn);
     let mut stopping = pin!(state.token.cancelled());
+    // The waker `stopping` is registered with: while the task's waker stays the same, a flag
+    // read tells whether the server token was cancelled, without taking the token's lock (which
+    // every connection shares) on each poll.
+    let mut registered: Option<Waker> = None;
     let mut graceful = false;
     let mut alarm: Option<CoarseSleep> = None;
     let mut prober: Option<smol::Timer> = None;
     std::future::poll_fn(|cx| {
-        if !graceful && stopping.as_mut().poll(cx).is_ready() {
+        let stop = !graceful
+            && if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.token.is_cancelled()
+            } else {
+                registered = Some(cx.waker().clone());
+                stopping.as_mut().poll(cx).is_ready()
+            };
+        if stop {
             graceful = true;
             if peer.lock().quiet() {
                 return Poll::Ready(()); // nothing in flight: close now, not after the grace
@@ -203,9 +214,9 @@ struct Link {
 
 enum Phase {
     /// A request head is due (the first one, or bytes of a later one have come).
-    Head { since: Instant },
+    Head { since: Option<Instant> },
     /// Between a response and the first byte of the next request.
-    Idle { since: Instant },
+    Idle { since: Option<Instant> },
     /// A request is being answered: from the service call until its response body is done.
     Exchange(Exchange),
 }
@@ -229,7 +240,7 @@ impl Peer {
             start: 0,
             end: 0,
             gone: false,
-            phase: Phase::Head { since: now },
+            phase: Phase::Head { since: Some(now) },
             read_pending: false,
             write_stalled: None,
             body_timed_out: false,
@@ -268,11 +279,11 @@ impl Peer {
     fn finish(&self) {
         let mut link = self.lock();
         if matches!(link.phase, Phase::Exchange(_)) {
-            let since = Instant::now();
+            // Stamped by the connection task after this poll of hyper (`after_poll`).
             link.phase = if link.start < link.end {
-                Phase::Head { since }
+                Phase::Head { since: None }
             } else {
-                Phase::Idle { since }
+                Phase::Idle { since: None }
             };
         }
     }
@@ -287,6 +298,9 @@ impl Peer {
         stopping: bool,
     ) -> Verdict {
         let mut link = self.lock();
+        if let Phase::Head { since } | Phase::Idle { since } = &mut link.phase {
+            since.get_or_insert(now);
+        }
         let hyper_waits = std::mem::take(&mut link.read_pending);
         if let Phase::Exchange(x) = &mut link.phase {
             if !hyper_waits {
@@ -353,8 +367,8 @@ impl Link {
     /// The nearest deadline of the current phase, and what passing it does.
     fn deadline(&self, c: &ServerConfig) -> Option<(Instant, Expiry)> {
         let phase = match &self.phase {
-            Phase::Head { since } => since.checked_add(c.header_read_timeout),
-            Phase::Idle { since } => since.checked_add(c.idle_timeout),
+            Phase::Head { since } => since.and_then(|s| s.checked_add(c.header_read_timeout)),
+            Phase::Idle { since } => since.and_then(|s| s.checked_add(c.idle_timeout)),
             Phase::Exchange(x) => x.waiting.and_then(|w| {
                 let silence = w.checked_add(c.body_read_timeout);
                 let rate = match (c.min_body_rate, x.body_since) {
@@ -431,11 +445,8 @@ impl Link {
     /// Hands bytes to hyper: phase bookkeeping.
     fn delivered(&mut self, n: usize) {
         match &mut self.phase {
-            Phase::Idle { .. } => {
-                self.phase = Phase::Head {
-                    since: Instant::now(),
-                }
-            }
+            // Stamped by the connection task after this poll of hyper (`after_poll`).
+            Phase::Idle { .. } => self.phase = Phase::Head { since: None },
             Phase::Exchange(x) => {
                 x.waiting = None;
                 x.body_bytes += n as u64;
