@@ -10,11 +10,11 @@
 //! Run alone it prints the rows it knows: `cargo bench -p cancelable-benches --bench
 //! instructions -- --list`. One measurement: `... -- ROW N`.
 //!
-//! The `http_*` rows are whole requests: `/health` answered by a server on its own threads to
-//! in-process clients over loopback, `N` requests per connection after a warm-up. Their work
-//! runs on several threads (client, accept loop, executor, reactor), so the script counts the
-//! whole process for them, and `I(2N) - I(N)` still leaves one request's instructions, client
-//! included (the same client for every server).
+//! The `http_*` rows are whole requests: `/health` answered by a server to in-process clients
+//! over loopback, `N` requests in all, split over the row's connections, after a warm-up. Part
+//! of their work runs on other threads (the reactor's, axum's runtime), so the script counts
+//! the whole process for them, and `I(2N) - I(N)` still leaves one request's instructions,
+//! client included (the same client for every server).
 
 #[path = "support/http.rs"]
 mod http;
@@ -212,7 +212,7 @@ fn main() {
     }
 }
 
-/// `http_{connections}/{server}`: `n` requests per connection, after the warm-up.
+/// `http_{connections}/{server}`: `n` requests in all, after the warm-up.
 fn http_row(row: &str, n: usize) {
     let (connections, server) = row["http_".len()..].split_once('/').expect("http_C/SERVER");
     let variant = match server {
@@ -222,6 +222,7 @@ fn http_row(row: &str, n: usize) {
         "axum" => http::Variant::Axum,
         _ => unreachable!("every http row names a server"),
     };
-    let mut load = http::Load::new(variant, connections.parse().expect("a connection count"));
-    load.run(n);
+    let connections: usize = connections.parse().expect("a connection count");
+    let mut load = http::Load::new(variant, connections);
+    load.run(n / connections);
 }
