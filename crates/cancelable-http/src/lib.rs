@@ -68,6 +68,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+mod counter;
 mod frame_limit;
 pub mod io;
 mod jobs;

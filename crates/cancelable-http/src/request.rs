@@ -28,7 +28,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -179,7 +178,7 @@ where
 
     fn call(&self, mut req: Request<B>) -> Self::Future {
         let state = &self.state;
-        state.stats.active_requests.fetch_add(1, Relaxed);
+        state.stats.started_requests.add();
         let token = state.token.child_token();
         let too_big = content_length(&req).is_some_and(|len| len > state.config.max_body_size);
         req.extensions_mut()
@@ -249,9 +248,7 @@ pin_project! {
                 // Runs before the fields are dropped: the handler sees `Disconnected` (its
                 // callbacks run now), then its future is dropped.
                 this.token.cancel_with(CancelReason::disconnected());
-                let stats = &this.state.stats;
-                stats.cancelled_requests.fetch_add(1, Relaxed);
-                stats.active_requests.fetch_sub(1, Relaxed);
+                this.state.stats.cancelled_requests.add();
             }
         }
     }
@@ -278,24 +275,23 @@ where
         let outcome = ready!(this.race.poll(cx));
         *this.done = true;
         let stats = &this.state.stats;
-        stats.active_requests.fetch_sub(1, Relaxed);
         let response = match outcome {
             Some(Some(result)) => {
                 // A response produced while the token was already cancelled still counts
                 // as a cancelled request (the handler answered its cancelation).
                 if this.token.is_cancelled() {
-                    stats.cancelled_requests.fetch_add(1, Relaxed);
+                    stats.cancelled_requests.add();
                 } else {
-                    stats.completed_requests.fetch_add(1, Relaxed);
+                    stats.completed_requests.add();
                 }
                 return Poll::Ready(result.map(|r| r.map(Either::Left)));
             }
             Some(None) => {
-                stats.completed_requests.fetch_add(1, Relaxed);
+                stats.completed_requests.add();
                 HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
             }
             None => {
-                stats.cancelled_requests.fetch_add(1, Relaxed);
+                stats.cancelled_requests.add();
                 let reason = this.token.reason().unwrap_or_else(CancelReason::manual);
                 HttpError::from(Cancelled::new(reason))
             }
