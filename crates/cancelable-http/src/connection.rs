@@ -210,6 +210,9 @@ struct Link {
     /// The read-ahead buffer is full while a request is answered: the socket is not read,
     /// and a FIN behind the unread bytes is looked for by [`hung_up`] instead.
     backlogged: bool,
+    /// The last read returned less than it asked for: the socket was empty then, and the next
+    /// read waits for a readiness event instead of making a system call that finds nothing.
+    drained: bool,
 }
 
 enum Phase {
@@ -245,6 +248,7 @@ impl Peer {
             write_stalled: None,
             body_timed_out: false,
             backlogged: false,
+            drained: false,
         })))
     }
 
@@ -414,9 +418,24 @@ impl Link {
             self.buf.resize(want, 0);
         }
         let Self {
-            socket, buf, end, ..
+            socket,
+            buf,
+            end,
+            drained,
+            ..
         } = self;
+        // After a short read the event that announced its bytes is still unconsumed in
+        // async-io's books: the first poll takes it, the second registers for the next one. A
+        // short read and a wait for readiness (one system call between them, re-arming the
+        // socket) is what a request costs, instead of a read that finds nothing on top.
+        if std::mem::take(drained)
+            && (socket.poll_readable(cx)?.is_pending() || socket.poll_readable(cx)?.is_pending())
+        {
+            return Poll::Pending;
+        }
+        let space = want - *end;
         let n = ready!(read_socket(socket, cx, &mut buf[*end..want]))?;
+        *drained = 0 < n && n < space;
         *end += n;
         Poll::Ready(Ok(n))
     }
@@ -457,14 +476,13 @@ impl Link {
     }
 }
 
-/// Reads `socket` as async-io's `poll_read` does, one system call fewer per request.
+/// Reads `socket` as async-io's `poll_read` does, without its second read for nothing.
 ///
-/// The readiness event that announced the bytes of a request is still unconsumed when those
-/// bytes have been read, so after the read that finds the socket empty, the first
-/// `poll_readable` is ready at once; async-io reads again, a system call that finds nothing
-/// again. Polling readiness a second time registers for the next event instead. If the event
-/// was a fresh one after all, the registration reports it at once: re-arming a socket that
-/// has bytes makes the poller report it.
+/// The readiness event that announced bytes already read is still unconsumed when a read
+/// finds the socket empty, so the first `poll_readable` is ready at once; async-io reads
+/// again, a system call that finds nothing again. Polling readiness a second time registers
+/// for the next event instead. If the event was a fresh one after all, the registration
+/// reports it at once: re-arming a socket that has bytes makes the poller report it.
 fn read_socket(socket: &Socket, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
     use std::io::Read as _;
     loop {
