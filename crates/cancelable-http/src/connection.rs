@@ -424,10 +424,10 @@ impl Link {
             drained,
             ..
         } = self;
-        // After a short read the event that announced its bytes is still unconsumed in
-        // async-io's books: the first poll takes it, the second registers for the next one. A
-        // short read and a wait for readiness (one system call between them, re-arming the
-        // socket) is what a request costs, instead of a read that finds nothing on top.
+        // A short read emptied the socket: wait for the next readiness event instead of reading
+        // again for nothing. The event that announced the bytes just read is still unconsumed
+        // in async-io's books: the first poll takes it, the second registers for the next one
+        // (re-arming the socket, which reports at once if bytes came meanwhile).
         if std::mem::take(drained)
             && (socket.poll_readable(cx)?.is_pending() || socket.poll_readable(cx)?.is_pending())
         {

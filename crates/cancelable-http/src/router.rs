@@ -44,6 +44,8 @@ pub type HandlerResult = Result<Response<Body>, HttpError>;
 pub struct Route<S> {
     method: Method,
     path: String,
+    /// `"GET /path"`: the operation name of a tracked request, made once.
+    name: String,
     handler: Handler<S>,
     timeout: Option<Duration>,
     tracked: bool,
@@ -75,9 +77,11 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
         H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
+        let path = path.into();
         Self {
+            name: format!("{method} {path}"),
             method,
-            path: path.into(),
+            path,
             handler: Arc::new(move |req, state| {
                 let fut = handler(req, state);
                 Box::pin(async move { fut.await.unwrap_or_else(HttpError::into_response) })
@@ -291,8 +295,9 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     }
 
     fn dispatch(&self, mut req: Request<Incoming>) -> RouterFuture {
-        let cx = RequestContext::of(&req).cloned();
-        if let Some(Err(refused)) = cx.as_ref().map(|cx| policy::check(&req, cx.state())) {
+        // Borrowed: only a tracked route keeps the context (a clone) past the handler call.
+        let cx = RequestContext::of(&req);
+        if let Some(Err(refused)) = cx.map(|cx| policy::check(&req, cx.state())) {
             return ready(refused.into_response());
         }
         let (slot, params) = match self.matcher.at(req.uri().path()) {
@@ -313,16 +318,17 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             response.headers_mut().insert(ALLOW, methods.allow.clone());
             return ready(response);
         };
+        if let (Some(limit), Some(cx)) = (route.timeout, cx) {
+            cx.timeout(limit);
+        }
+        let tracked = cx.filter(|_| route.tracked).cloned();
         if !params.is_empty() {
             req.extensions_mut().insert(PathParams(params));
         }
-        if let (Some(limit), Some(cx)) = (route.timeout, &cx) {
-            cx.timeout(limit);
-        }
         let fut = (route.handler)(req, self.state.clone());
-        match (route.tracked, cx) {
-            (true, Some(cx)) => {
-                let op = Operation::new(format!("{} {}", route.method, route.path))
+        match tracked {
+            Some(cx) => {
+                let op = Operation::new(route.name.clone())
                     .parent(cx.token())
                     .metadata("kind", "request")
                     .register(&cx.state().requests)
@@ -332,7 +338,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                         .unwrap_or_else(|cancelled| HttpError::from(cancelled).into_response())
                 })))
             }
-            _ => RouterFuture(Inner::Running(fut)),
+            None => RouterFuture(Inner::Running(fut)),
         }
     }
 }
