@@ -9,6 +9,15 @@
 //!
 //! Run alone it prints the rows it knows: `cargo bench -p cancelable-benches --bench
 //! instructions -- --list`. One measurement: `... -- ROW N`.
+//!
+//! The `http_*` rows are whole requests: `/health` answered by a server to in-process clients
+//! over loopback, `N` requests in all, split over the row's connections, after a warm-up. Part
+//! of their work runs on other threads (the reactor's, axum's runtime), so the script counts
+//! the whole process for them, and `I(2N) - I(N)` still leaves one request's instructions,
+//! client included (the same client for every server).
+
+#[path = "support/http.rs"]
+mod http;
 
 use std::hint::black_box;
 use std::pin::pin;
@@ -118,6 +127,14 @@ const ROWS: &[&str] = &[
     "operation_run/ours",
     "operation_run_registered/ours",
     "operation_run/bare",
+    "http_1/plain_hyper",
+    "http_1/layer",
+    "http_1/router",
+    "http_1/axum",
+    "http_64/plain_hyper",
+    "http_64/layer",
+    "http_64/router",
+    "http_64/axum",
 ];
 
 /// The parent of the busy churn rows keeps this many children alive.
@@ -204,6 +221,22 @@ fn main() {
                 })
             });
         }
+        _ if row.starts_with("http_") => http_row(row, n),
         _ => unreachable!("every row of ROWS has an arm"),
     }
+}
+
+/// `http_{connections}/{server}`: `n` requests in all, after the warm-up.
+fn http_row(row: &str, n: usize) {
+    let (connections, server) = row["http_".len()..].split_once('/').expect("http_C/SERVER");
+    let variant = match server {
+        "plain_hyper" => http::Variant::PlainHyper,
+        "layer" => http::Variant::Layer,
+        "router" => http::Variant::Router,
+        "axum" => http::Variant::Axum,
+        _ => unreachable!("every http row names a server"),
+    };
+    let connections: usize = connections.parse().expect("a connection count");
+    let mut load = http::Load::new(variant, connections);
+    load.run(n / connections);
 }

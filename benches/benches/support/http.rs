@@ -20,7 +20,7 @@ use cancelable_http::{HandlerResult, Router, Server, ServerConfig, request_token
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response};
 
 /// Which server answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,11 +62,17 @@ async fn health(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
     Ok(response)
 }
 
+/// [`health`] as a `Router` handler: the same bytes and content type, no serialisation, so
+/// the servers are compared on the same work.
 async fn routed_health(_req: Request<Incoming>, _: ()) -> HandlerResult {
-    Ok(cancelable_http::json(
-        StatusCode::OK,
-        &serde_json::json!({"status": "healthy"}),
-    ))
+    let mut response = Response::new(cancelable_http::full(Bytes::from_static(
+        br#"{"status":"healthy"}"#,
+    )));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 /// A running server; stops when dropped.
@@ -433,4 +439,174 @@ pub fn header_timer_cost(iterations: u32) -> f64 {
     }
     samples.sort_by(f64::total_cmp);
     samples[2]
+}
+
+/// Whether `buf` holds a whole `/health` response; panics on anything but a `200`.
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = std::str::from_utf8(&buf[..end]).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    buf.len() >= end + 4 + len
+}
+
+const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nhost: bench\r\n\r\n";
+
+/// A fixed amount of `/health` load, for counts rather than times (instructions under
+/// callgrind, allocations): a server and its keep-alive clients, each connection warmed up by
+/// one request, that [`Load::run`] sends requests through.
+///
+/// The smol servers and the clients share one executor on the calling thread, so a count does
+/// not depend on how threads interleave (under callgrind, a server on threads of its own moves
+/// by several percent from run to run). axum runs on its own 2-worker tokio runtime as in
+/// [`start`], with the clients on the calling thread.
+pub struct Load {
+    ex: Arc<smol::Executor<'static>>,
+    clients: Vec<Arc<smol::Async<std::net::TcpStream>>>,
+    stop: CancellationToken,
+    server: Option<smol::Task<()>>,
+    axum: Option<Running>,
+}
+
+impl Load {
+    /// Starts `variant` and opens `connections` connections to it.
+    pub fn new(variant: Variant, connections: usize) -> Self {
+        let ex = Arc::new(smol::Executor::new());
+        let stop = CancellationToken::new();
+        let (addr, server, axum) = if variant == Variant::Axum {
+            let running = start_axum();
+            (running.addr, None, Some(running))
+        } else {
+            let listener =
+                smol::block_on(cancelable_http::bind("127.0.0.1:0".parse().unwrap())).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let task = ex.spawn(serve_on(variant, listener, stop.clone(), ex.clone()));
+            (addr, Some(task), None)
+        };
+        let clients = (0..connections)
+            .map(|_| {
+                let s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                Arc::new(smol::Async::new(s).unwrap())
+            })
+            .collect();
+        let mut load = Self {
+            ex,
+            clients,
+            stop,
+            server,
+            axum,
+        };
+        load.run(1);
+        load
+    }
+
+    /// Sends `per_connection` requests through each connection, one at a time per connection
+    /// (all connections at once), and reads their answers.
+    pub fn run(&mut self, per_connection: usize) {
+        let ex = self.ex.clone();
+        let clients = &self.clients;
+        let all = async {
+            let tasks: Vec<_> = clients
+                .iter()
+                .map(|s| {
+                    let s = s.clone();
+                    ex.spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        for _ in 0..per_connection {
+                            get_health(&s, &mut buf).await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await;
+            }
+        };
+        smol::block_on(self.ex.run(all));
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.clients.clear();
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            smol::block_on(self.ex.run(server));
+        }
+        self.axum.take();
+    }
+}
+
+/// Serves `variant` (not axum) on `listener` with every task on `ex`, until `stop`.
+async fn serve_on(
+    variant: Variant,
+    listener: smol::net::TcpListener,
+    stop: CancellationToken,
+    ex: Arc<smol::Executor<'static>>,
+) {
+    let config = ServerConfig::default()
+        .grace(Duration::from_millis(100))
+        .executor(ex.clone());
+    match variant {
+        Variant::PlainHyper | Variant::PlainLayer | Variant::PlainTimer => {
+            let server = Server::new(config);
+            let timer = cancelable_http::io::CoarseTimer::new(Duration::from_secs(1));
+            let accept = async {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    if variant == Variant::PlainTimer {
+                        builder
+                            .timer(timer.clone())
+                            .header_read_timeout(Duration::from_secs(10));
+                    }
+                    let io = FuturesIo::new(stream);
+                    if variant == Variant::PlainLayer {
+                        let service = server.layer(hyper::service::service_fn(health));
+                        ex.spawn(async move {
+                            let _ = builder.serve_connection(io, service).await;
+                        })
+                        .detach();
+                    } else {
+                        ex.spawn(async move {
+                            let _ = builder
+                                .serve_connection(io, hyper::service::service_fn(health))
+                                .await;
+                        })
+                        .detach();
+                    }
+                }
+            };
+            futures_lite::future::or(accept, stop.cancelled()).await;
+        }
+        Variant::Layer => {
+            let service = hyper::service::service_fn(health);
+            Server::new(config).serve(listener, service, &stop).await;
+        }
+        Variant::Router => {
+            let router = Router::new(()).get("/health", routed_health).into_service();
+            Server::new(config).serve(listener, router, &stop).await;
+        }
+        Variant::Axum => unreachable!("axum runs on tokio"),
+    }
+}
+
+async fn get_health(mut stream: &smol::Async<std::net::TcpStream>, buf: &mut [u8]) {
+    stream.write_all(HEALTH).await.unwrap();
+    let mut have = 0;
+    while !response_complete(&buf[..have]) {
+        let k = stream.read(&mut buf[have..]).await.unwrap();
+        assert!(k > 0, "server closed the connection");
+        have += k;
+    }
 }

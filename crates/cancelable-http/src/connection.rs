@@ -18,13 +18,13 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cancelable::{CancelReason, CancellationToken};
 use futures_lite::Stream as _;
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncWrite;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::header::{CONNECTION, HeaderValue};
@@ -104,11 +104,22 @@ pub(crate) async fn serve<S, B>(
     let conn = builder.serve_connection(io, service).with_upgrades();
     let mut conn = pin!(conn);
     let mut stopping = pin!(state.token.cancelled());
+    // The waker `stopping` is registered with: while the task's waker stays the same, a flag
+    // read tells whether the server token was cancelled, without taking the token's lock (which
+    // every connection shares) on each poll.
+    let mut registered: Option<Waker> = None;
     let mut graceful = false;
     let mut alarm: Option<CoarseSleep> = None;
     let mut prober: Option<smol::Timer> = None;
     std::future::poll_fn(|cx| {
-        if !graceful && stopping.as_mut().poll(cx).is_ready() {
+        let stop = !graceful
+            && if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                state.token.is_cancelled()
+            } else {
+                registered = Some(cx.waker().clone());
+                stopping.as_mut().poll(cx).is_ready()
+            };
+        if stop {
             graceful = true;
             if peer.lock().quiet() {
                 return Poll::Ready(()); // nothing in flight: close now, not after the grace
@@ -205,13 +216,16 @@ struct Link {
     /// The read-ahead buffer is full while a request is answered: the socket is not read,
     /// and a FIN behind the unread bytes is looked for by [`hung_up`] instead.
     backlogged: bool,
+    /// The last read returned less than it asked for: the socket was empty then, and the next
+    /// read waits for a readiness event instead of making a system call that finds nothing.
+    drained: bool,
 }
 
 enum Phase {
     /// A request head is due (the first one, or bytes of a later one have come).
-    Head { since: Instant },
+    Head { since: Option<Instant> },
     /// Between a response and the first byte of the next request.
-    Idle { since: Instant },
+    Idle { since: Option<Instant> },
     /// A request is being answered: from the service call until its response body is done.
     Exchange(Exchange),
 }
@@ -236,11 +250,12 @@ impl Peer {
             start: 0,
             end,
             gone: false,
-            phase: Phase::Head { since: now },
+            phase: Phase::Head { since: Some(now) },
             read_pending: false,
             write_stalled: None,
             body_timed_out: false,
             backlogged: false,
+            drained: false,
         })))
     }
 
@@ -275,11 +290,11 @@ impl Peer {
     fn finish(&self) {
         let mut link = self.lock();
         if matches!(link.phase, Phase::Exchange(_)) {
-            let since = Instant::now();
+            // Stamped by the connection task after this poll of hyper (`after_poll`).
             link.phase = if link.start < link.end {
-                Phase::Head { since }
+                Phase::Head { since: None }
             } else {
-                Phase::Idle { since }
+                Phase::Idle { since: None }
             };
         }
     }
@@ -294,6 +309,9 @@ impl Peer {
         stopping: bool,
     ) -> Verdict {
         let mut link = self.lock();
+        if let Phase::Head { since } | Phase::Idle { since } = &mut link.phase {
+            since.get_or_insert(now);
+        }
         let hyper_waits = std::mem::take(&mut link.read_pending);
         if let Phase::Exchange(x) = &mut link.phase {
             if !hyper_waits {
@@ -360,8 +378,8 @@ impl Link {
     /// The nearest deadline of the current phase, and what passing it does.
     fn deadline(&self, c: &ServerConfig) -> Option<(Instant, Expiry)> {
         let phase = match &self.phase {
-            Phase::Head { since } => since.checked_add(c.header_read_timeout),
-            Phase::Idle { since } => since.checked_add(c.idle_timeout),
+            Phase::Head { since } => since.and_then(|s| s.checked_add(c.header_read_timeout)),
+            Phase::Idle { since } => since.and_then(|s| s.checked_add(c.idle_timeout)),
             Phase::Exchange(x) => x.waiting.and_then(|w| {
                 let silence = w.checked_add(c.body_read_timeout);
                 let rate = match (c.min_body_rate, x.body_since) {
@@ -407,9 +425,24 @@ impl Link {
             self.buf.resize(want, 0);
         }
         let Self {
-            socket, buf, end, ..
+            socket,
+            buf,
+            end,
+            drained,
+            ..
         } = self;
-        let n = ready!(Pin::new(&mut &**socket).poll_read(cx, &mut buf[*end..want]))?;
+        // A short read emptied the socket: wait for the next readiness event instead of reading
+        // again for nothing. The event that announced the bytes just read is still unconsumed
+        // in async-io's books: the first poll takes it, the second registers for the next one
+        // (re-arming the socket, which reports at once if bytes came meanwhile).
+        if std::mem::take(drained)
+            && (socket.poll_readable(cx)?.is_pending() || socket.poll_readable(cx)?.is_pending())
+        {
+            return Poll::Pending;
+        }
+        let space = want - *end;
+        let n = ready!(read_socket(socket, cx, &mut buf[*end..want]))?;
+        *drained = 0 < n && n < space;
         *end += n;
         Poll::Ready(Ok(n))
     }
@@ -438,11 +471,8 @@ impl Link {
     /// Hands bytes to hyper: phase bookkeeping.
     fn delivered(&mut self, n: usize) {
         match &mut self.phase {
-            Phase::Idle { .. } => {
-                self.phase = Phase::Head {
-                    since: Instant::now(),
-                }
-            }
+            // Stamped by the connection task after this poll of hyper (`after_poll`).
+            Phase::Idle { .. } => self.phase = Phase::Head { since: None },
             Phase::Exchange(x) => {
                 x.waiting = None;
                 x.body_bytes += n as u64;
@@ -450,6 +480,27 @@ impl Link {
             }
             Phase::Head { .. } => {}
         }
+    }
+}
+
+/// Reads `socket` as async-io's `poll_read` does, without its second read for nothing.
+///
+/// The readiness event that announced bytes already read is still unconsumed when a read
+/// finds the socket empty, so the first `poll_readable` is ready at once; async-io reads
+/// again, a system call that finds nothing again. Polling readiness a second time registers
+/// for the next event instead. If the event was a fresh one after all, the registration
+/// reports it at once: re-arming a socket that has bytes makes the poller report it.
+fn read_socket(socket: &Socket, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    use std::io::Read as _;
+    loop {
+        match socket.get_ref().read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            result => return Poll::Ready(result),
+        }
+        if socket.poll_readable(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        ready!(socket.poll_readable(cx))?;
     }
 }
 

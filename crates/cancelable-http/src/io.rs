@@ -268,18 +268,18 @@ impl Future for SmolSleep {
 impl hyper::rt::Sleep for SmolSleep {}
 
 /// A coarse hyper [`Timer`](hyper::rt::Timer) for header read timeouts, shared by every
-/// connection of a server: one async-io timer (a ticker task) for all of them, instead of one
-/// per connection. [`Server::serve`](crate::Server::serve) keeps its connections' deadlines on
-/// one too.
+/// connection of a server: one ticker for all of them, instead of one timer per connection.
+/// [`Server::serve`](crate::Server::serve) keeps its connections' deadlines on one too.
 ///
 /// Why: hyper makes a new sleep for each request head. With [`SmolTimer`] each is an async-io
 /// timer, registered with the reactor (and the reactor woken) when first polled, and async-io's
-/// reactor then pays for every registered timer on each of its ticks; with many keep-alive
-/// connections that is a visible share of a small request's cost. Here a sleep is an entry in
-/// a shared table (a lock, an insert, a remove), and one ticker wakes the entries whose
-/// deadline has passed, every `resolution`: a deadline fires up to `resolution` late, which a
-/// header read timeout does not mind. The ticker holds the table weakly and ends within one
-/// tick after the last `CoarseTimer` clone (and sleep) is gone.
+/// reactor then pays for every registered timer on each of its turns (a lock, a clock read and
+/// a map split that allocates), which with small requests is a visible share of their cost.
+/// Here a sleep is an entry in a shared table (a lock, an insert, a remove), and a ticker
+/// thread, not the reactor, wakes the entries whose deadline has passed, every `resolution`: a
+/// deadline fires up to `resolution` late, which a header read timeout does not mind. The
+/// ticker holds the table weakly and ends within one tick after the last sleep is gone (or the
+/// last `CoarseTimer` clone); the next sleep starts a new one.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -330,23 +330,54 @@ impl Table {
     }
 }
 
-/// Wakes the sleeps whose deadline passed, every `resolution`, while any sleep is registered.
-async fn tick(table: std::sync::Weak<Table>, resolution: Duration) {
-    loop {
-        smol::Timer::after(resolution).await;
-        let Some(table) = table.upgrade() else { return };
-        let now = Instant::now();
-        let mut entries = table.lock();
-        if entries.sleeping.is_empty() {
-            entries.ticking = false; // the next registration starts a new ticker
-            return;
-        }
-        for (deadline, waker) in entries.sleeping.values() {
-            if *deadline <= now {
-                waker.wake_by_ref();
+/// Wakes the sleeps whose deadline passed, every `resolution`, while any sleep is registered:
+/// on a thread of its own, so that the reactor of the connections has no timer to look after
+/// (see [`CoarseTimer`]), or, where no thread can be started, as a task on smol's executor.
+fn start_ticker(table: &Arc<Table>) {
+    let resolution = table.resolution;
+    let weak = Arc::downgrade(table);
+    let on_thread = weak.clone();
+    let started = std::thread::Builder::new()
+        .name("cancelable-http-timer".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(resolution);
+                if !tick(&on_thread) {
+                    return;
+                }
             }
+        });
+    if started.is_err() {
+        smol::spawn(async move {
+            loop {
+                smol::Timer::after(resolution).await;
+                if !tick(&weak) {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// One tick: wakes the sleeps that are due. `false` when the ticker should end (no sleep left,
+/// or the timer is gone).
+fn tick(table: &std::sync::Weak<Table>) -> bool {
+    let Some(table) = table.upgrade() else {
+        return false;
+    };
+    let now = Instant::now();
+    let mut entries = table.lock();
+    if entries.sleeping.is_empty() {
+        entries.ticking = false; // the next registration starts a new ticker
+        return false;
+    }
+    for (deadline, waker) in entries.sleeping.values() {
+        if *deadline <= now {
+            waker.wake_by_ref();
         }
     }
+    true
 }
 
 impl CoarseTimer {
@@ -412,9 +443,10 @@ impl Future for CoarseSleep {
                 this.id = Some(id);
             }
         }
-        if !entries.ticking {
-            entries.ticking = true;
-            smol::spawn(tick(Arc::downgrade(&this.table), this.table.resolution)).detach();
+        let start = !std::mem::replace(&mut entries.ticking, true);
+        drop(entries);
+        if start {
+            start_ticker(&this.table);
         }
         Poll::Pending
     }

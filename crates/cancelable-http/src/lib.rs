@@ -84,6 +84,7 @@
 #[cfg(feature = "axum")]
 mod axum;
 mod connection;
+mod counter;
 mod frame_limit;
 #[cfg(feature = "http2")]
 mod http2;
@@ -105,7 +106,7 @@ pub use request::{
     RequestContext, RequestFuture, RequestService, query_param, read_body, read_json, request_token,
 };
 pub use response::{Body, BoxError, HttpError, full, html, json};
-pub use router::{HandlerResult, Route, Router, RouterService, path_param};
+pub use router::{HandlerResult, Route, Router, RouterFuture, RouterService, path_param};
 pub use server::{OperationInfo, ProgressInfo, Server, ServerConfig, ServerStats, bind};
 pub use stream::{Closed, Event, EventSender, WsSender, sse, websocket};
 #[cfg(feature = "tower")]

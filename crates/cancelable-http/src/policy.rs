@@ -123,15 +123,15 @@ impl AllowedHosts {
         self.names.is_none()
     }
 
-    fn allows(&self, host: &str, bound: &Bound) -> bool {
+    fn allows(&self, host: &[u8], bound: &Bound) -> bool {
         let Some(names) = &self.names else {
             return true;
         };
         let host = without_dot(host);
-        if host.eq_ignore_ascii_case("localhost")
+        if host.eq_ignore_ascii_case(b"localhost")
             || names
                 .iter()
-                .any(|name| without_dot(name).eq_ignore_ascii_case(host))
+                .any(|name| without_dot(name.as_bytes()).eq_ignore_ascii_case(host))
         {
             return true;
         }
@@ -141,11 +141,12 @@ impl AllowedHosts {
     }
 }
 
-fn without_dot(name: &str) -> &str {
-    name.strip_suffix('.').unwrap_or(name)
+fn without_dot(name: &[u8]) -> &[u8] {
+    name.strip_suffix(b".").unwrap_or(name)
 }
 
-fn ip_literal(host: &str) -> Option<IpAddr> {
+fn ip_literal(host: &[u8]) -> Option<IpAddr> {
+    let host = std::str::from_utf8(host).ok()?;
     match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
         None => host.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
@@ -173,53 +174,51 @@ impl Bound {
     }
 }
 
-/// A request target's authority (`host[:port]`), checked against RFC 3986's grammar.
+/// A request target's authority (`host[:port]`), checked against RFC 3986's grammar (so
+/// ASCII only).
 #[derive(Clone, Copy)]
 struct Authority<'a> {
     /// All of it, as sent.
-    full: &'a str,
+    full: &'a [u8],
     /// The host, an IPv6 literal with its brackets.
-    host: &'a str,
+    host: &'a [u8],
 }
 
 impl<'a> Authority<'a> {
-    /// Parses `text`, `None` if it is not a valid authority without user info. Written out, in
-    /// one pass over the bytes, because it runs on every request: `http::uri::Authority` would
-    /// copy the bytes first.
-    fn parse(full: &'a str) -> Option<Self> {
-        let bytes = full.as_bytes();
-        let host_end = if bytes.first() == Some(&b'[') {
-            let close = full.find(']')?;
-            full[1..close].parse::<Ipv6Addr>().ok()?;
-            let port = match &bytes[close + 1..] {
-                [] => &[][..],
-                [b':', port @ ..] => port,
+    /// Parses `bytes`, `None` if they are not a valid authority without user info. Written
+    /// out, in one pass over the bytes, because it runs on every request:
+    /// `http::uri::Authority` would copy the bytes first.
+    fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let (host_end, port) = if bytes.first() == Some(&b'[') {
+            let close = bytes.iter().position(|&b| b == b']')?;
+            std::str::from_utf8(&bytes[1..close])
+                .ok()?
+                .parse::<Ipv6Addr>()
+                .ok()?;
+            match &bytes[close + 1..] {
+                [] => (close + 1, &[][..]),
+                [b':', port @ ..] => (close + 1, port),
                 _ => return None,
-            };
-            if !port.iter().all(u8::is_ascii_digit) {
-                return None;
             }
-            close + 1
         } else {
-            let mut colon = None;
+            let mut host_end = bytes.len();
             for (i, &b) in bytes.iter().enumerate() {
-                let ok = match colon {
-                    None if b == b':' => {
-                        colon = Some(i);
-                        true
-                    }
-                    None => REG_NAME[usize::from(b)],
-                    Some(_) => b.is_ascii_digit(),
-                };
-                if !ok {
+                if b == b':' {
+                    host_end = i;
+                    break;
+                }
+                if !REG_NAME[usize::from(b)] {
                     return None;
                 }
             }
-            colon.unwrap_or(bytes.len())
+            (host_end, bytes.get(host_end + 1..).unwrap_or_default())
         };
+        if !port.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
         Some(Self {
-            full,
-            host: &full[..host_end],
+            full: bytes,
+            host: &bytes[..host_end],
         })
     }
 }
@@ -265,10 +264,7 @@ pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Result<(), HttpError>
     }
     let host = match host {
         Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(Authority::parse)
+            Authority::parse(value.as_bytes())
                 .ok_or_else(|| HttpError::bad_request("malformed Host header"))?,
         ),
         None if req.version() == Version::HTTP_11 => {
@@ -288,14 +284,14 @@ pub(crate) fn check<B>(req: &Request<B>, state: &State) -> Result<(), HttpError>
     // An absolute-form request target names the host; Host is then ignored (RFC 9112,
     // section 3.2.2).
     let target = match req.uri().authority() {
-        Some(authority) => Authority::parse(authority.as_str()),
+        Some(authority) => Authority::parse(authority.as_str().as_bytes()),
         None => host,
     };
     if let Some(target) = target {
         if !config.allowed_hosts.allows(target.host, &state.bound) {
             return Err(HttpError::bad_request(format!(
                 "unknown host {:?}: this server does not answer for it",
-                target.host
+                String::from_utf8_lossy(target.host)
             )));
         }
     }
@@ -339,7 +335,9 @@ fn check_origin<B>(req: &Request<B>, target: Option<Authority<'_>>) -> Result<()
         .ok()
         .and_then(|o| o.split_once("://"))
         .zip(target)
-        .is_some_and(|((_, authority), target)| authority.eq_ignore_ascii_case(target.full));
+        .is_some_and(|((_, authority), target)| {
+            authority.as_bytes().eq_ignore_ascii_case(target.full)
+        });
     if same {
         Ok(())
     } else if websocket {

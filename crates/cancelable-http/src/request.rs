@@ -34,8 +34,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -48,6 +46,7 @@ use hyper::service::Service;
 use hyper::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 
+use crate::counter::Counter;
 use crate::response::HttpError;
 use crate::server::State;
 
@@ -222,7 +221,7 @@ pub(crate) fn start<B, F: Future, B2>(
             _body: std::marker::PhantomData,
         };
     }
-    state.stats.active_requests.fetch_add(1, Relaxed);
+    state.stats.started_requests.add();
     let token = state.token.child_token();
     let too_big = content_length(&req).is_some_and(|len| len > state.config.max_body_size);
     req.extensions_mut()
@@ -292,9 +291,7 @@ pin_project! {
                 // callbacks run now), then its future is dropped.
                 this.token.cancel_with(CancelReason::disconnected());
                 if *this.counted {
-                    let stats = &this.state.stats;
-                    stats.cancelled_requests.fetch_add(1, Relaxed);
-                    stats.active_requests.fetch_sub(1, Relaxed);
+                    this.state.stats.cancelled_requests.add();
                 }
             }
         }
@@ -321,15 +318,12 @@ where
         }
         let outcome = ready!(this.race.poll(cx));
         *this.done = true;
-        let count = |counter: &AtomicU64| {
+        let count = |counter: &Counter| {
             if *this.counted {
-                counter.fetch_add(1, Relaxed);
+                counter.add();
             }
         };
         let stats = &this.state.stats;
-        if *this.counted {
-            stats.active_requests.fetch_sub(1, Relaxed);
-        }
         let response = match outcome {
             Some(Some(result)) => {
                 // A response produced while the token was already cancelled still counts

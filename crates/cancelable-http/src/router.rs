@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cancelable::Operation;
@@ -19,8 +20,9 @@ use crate::request::RequestContext;
 use crate::response::{Body, HttpError};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler<S> =
-    Arc<dyn Fn(Request<Incoming>, S) -> BoxFuture<Result<Response<Body>, HttpError>> + Send + Sync>;
+/// A handler whose future renders its error already: one allocation per request for the
+/// handler's future, and none more to map its output.
+type Handler<S> = Arc<dyn Fn(Request<Incoming>, S) -> BoxFuture<Response<Body>> + Send + Sync>;
 
 /// What a handler returns: a response, or an error sent as `{"error": "..."}`.
 pub type HandlerResult = Result<Response<Body>, HttpError>;
@@ -42,6 +44,8 @@ pub type HandlerResult = Result<Response<Body>, HttpError>;
 pub struct Route<S> {
     method: Method,
     path: String,
+    /// `"GET /path"`: the operation name of a tracked request, made once.
+    name: String,
     handler: Handler<S>,
     timeout: Option<Duration>,
     tracked: bool,
@@ -73,10 +77,15 @@ impl<S: Clone + Send + Sync + 'static> Route<S> {
         H: Fn(Request<Incoming>, S) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
+        let path = path.into();
         Self {
+            name: format!("{method} {path}"),
             method,
-            path: path.into(),
-            handler: Arc::new(move |req, state| Box::pin(handler(req, state))),
+            path,
+            handler: Arc::new(move |req, state| {
+                let fut = handler(req, state);
+                Box::pin(async move { fut.await.unwrap_or_else(HttpError::into_response) })
+            }),
             timeout: None,
             tracked: false,
         }
@@ -285,12 +294,10 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         }
     }
 
-    fn dispatch(
-        &self,
-        mut req: Request<Incoming>,
-    ) -> BoxFuture<Result<Response<Body>, Infallible>> {
-        let cx = RequestContext::of(&req).cloned();
-        if let Some(Err(refused)) = cx.as_ref().map(|cx| policy::check(&req, cx.state())) {
+    fn dispatch(&self, mut req: Request<Incoming>) -> RouterFuture {
+        // Borrowed: only a tracked route keeps the context (a clone) past the handler call.
+        let cx = RequestContext::of(&req);
+        if let Some(Err(refused)) = cx.map(|cx| policy::check(&req, cx.state())) {
             return ready(refused.into_response());
         }
         let (slot, params) = match self.matcher.at(req.uri().path()) {
@@ -311,34 +318,77 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             response.headers_mut().insert(ALLOW, methods.allow.clone());
             return ready(response);
         };
+        if let (Some(limit), Some(cx)) = (route.timeout, cx) {
+            cx.timeout(limit);
+        }
+        let tracked = cx.filter(|_| route.tracked).cloned();
         if !params.is_empty() {
             req.extensions_mut().insert(PathParams(params));
         }
-        if let (Some(limit), Some(cx)) = (route.timeout, &cx) {
-            cx.timeout(limit);
-        }
         let fut = (route.handler)(req, self.state.clone());
-        match (route.tracked, cx) {
-            (true, Some(cx)) => {
-                let op = Operation::new(format!("{} {}", route.method, route.path))
+        match tracked {
+            Some(cx) => {
+                let op = Operation::new(route.name.clone())
                     .parent(cx.token())
                     .metadata("kind", "request")
                     .register(&cx.state().requests)
                     .run(|_| async move { Ok(fut.await) });
-                Box::pin(async move {
-                    Ok(match op.await {
-                        Ok(result) => result.unwrap_or_else(HttpError::into_response),
-                        Err(cancelled) => HttpError::from(cancelled).into_response(),
-                    })
-                })
+                RouterFuture(Inner::Running(Box::pin(async move {
+                    op.await
+                        .unwrap_or_else(|cancelled| HttpError::from(cancelled).into_response())
+                })))
             }
-            _ => Box::pin(async move { Ok(fut.await.unwrap_or_else(HttpError::into_response)) }),
+            None => RouterFuture(Inner::Running(fut)),
         }
     }
 }
 
-fn ready(response: Response<Body>) -> BoxFuture<Result<Response<Body>, Infallible>> {
-    Box::pin(std::future::ready(Ok(response)))
+fn ready(response: Response<Body>) -> RouterFuture {
+    RouterFuture(Inner::Ready(Some(response)))
+}
+
+/// The future of a [`RouterService`] call: the handler's, or an answer made without one
+/// (`404`, `405`, a refused request).
+///
+/// ```
+/// use cancelable_http::Router;
+/// use hyper::service::Service as _;
+///
+/// let service = Router::new(()).into_service();
+/// # let _ = |req: hyper::Request<hyper::body::Incoming>| {
+/// let future: cancelable_http::RouterFuture = service.call(req);
+/// # };
+/// ```
+pub struct RouterFuture(Inner);
+
+enum Inner {
+    /// Taken by the poll that returns it.
+    Ready(Option<Response<Body>>),
+    Running(BoxFuture<Response<Body>>),
+}
+
+impl Future for RouterFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Inner::Ready(response) => Poll::Ready(Ok(response
+                .take()
+                .expect("`RouterFuture` polled after completion"))),
+            Inner::Running(fut) => fut.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouterFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.0 {
+            Inner::Ready(Some(_)) => "ready",
+            Inner::Ready(None) => "done",
+            Inner::Running(_) => "running",
+        };
+        f.debug_tuple("RouterFuture").field(&state).finish()
+    }
 }
 
 /// A frozen [`Router`] as a hyper service (`Clone` shares it).
@@ -362,9 +412,8 @@ impl<S> std::fmt::Debug for RouterService<S> {
 
 impl<S: Clone + Send + Sync + 'static> Service<Request<Incoming>> for RouterService<S> {
     type Response = Response<Body>;
-    type Error = std::convert::Infallible;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+    type Error = Infallible;
+    type Future = RouterFuture;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         self.inner.dispatch(req)
