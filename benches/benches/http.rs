@@ -6,7 +6,8 @@
 //! `cargo bench -p cancelable-benches --bench http` (add `-- --quick` for a short run). The
 //! load is an in-process client on one thread over loopback; the servers run on smol's global
 //! executor. Each figure is the median of alternating runs, so drift hits every variant alike.
-//! `HTTP_BENCH_PARTS=1` adds the parts: plain hyper with only the header timeout, with only
+//! `HTTP_BENCH_ONE=router:1` runs one variant (`plain`, `layer`, `router`, `axum`) with that
+//! many connections, alone, for a profiler. `HTTP_BENCH_PARTS=1` adds the parts: plain hyper with only the header timeout, with only
 //! the layer. On a shared machine the socket figures move by ±10% from run to run; the
 //! in-memory line (the layer's and the header timer's own cost per request) does not, nor do
 //! the allocations per request. Instructions per request: `benches/callgrind http_1/router
@@ -58,6 +59,26 @@ fn main() {
         Variant::Router,
         Variant::Axum,
     ];
+    // `HTTP_BENCH_ONE=router:1` (plain, layer, router or axum, then connections) runs one
+    // variant alone for `run`, for a profiler or `strace -f -c` around the process.
+    if let Some(one) = std::env::var_os("HTTP_BENCH_ONE") {
+        let one = one.to_string_lossy();
+        let (name, connections) = one.split_once(':').unwrap_or((&one, "1"));
+        let keys = ["plain", "layer", "router", "axum"];
+        let Some(i) = keys.iter().position(|k| *k == name) else {
+            eprintln!("HTTP_BENCH_ONE: expected one of {keys:?}, then `:` and a connection count");
+            std::process::exit(2);
+        };
+        let connections = connections.parse().unwrap_or(1);
+        let s = support::measure(variants[i], connections, run);
+        println!(
+            "{} with {connections} connection(s): {:.0} req/s, {:.1} µs CPU per request",
+            variants[i].name(),
+            s.rps,
+            s.cpu_per_request.as_secs_f64() * 1e6
+        );
+        return;
+    }
     println!(
         "## HTTP /health ({} run, {rounds} alternating rounds of {run:?}, medians)",
         if quick { "quick" } else { "full" }
