@@ -480,7 +480,7 @@ fn measure(quick: bool) -> Vec<Row> {
         target: Target::None,
     });
 
-    // HTTP (issue 8): `/health` through cancelable-http's runner and layer against plain hyper
+    // HTTP: `/health` through cancelable-http's runner and layer against plain hyper
     // on smol with the same handler, as CPU time per request of the whole process (client
     // included; wall-clock throughput on a shared machine is too noisy for a 5% bar), and the
     // disconnect-to-cancel latency. `--bench http` prints the throughput too.
