@@ -9,180 +9,52 @@
 //! * the Host, Origin and content-type refusals a DNS-rebinding or cross-site page meets, none
 //!   of which starts or cancels anything.
 
+mod harness;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use harness::{IO_TIMEOUT, WebApp};
 use serde_json::Value;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// The demo's WebSocket message limit.
 const LIMIT: usize = 64 * 1024;
 
-// ---------------------------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------------------------
-
-/// The `web_app` binary, built once per test process into this target dir and profile
-/// (`WEB_APP_BIN` overrides), so a stale binary is never tested.
-fn web_app_binary() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("WEB_APP_BIN") {
-            return Ok(PathBuf::from(p));
-        }
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .ok_or("the test binary is not in <target>/<profile>/deps/")?;
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(other) => other,
-        };
-        let cargo = std::env::var_os("CARGO").ok_or("run me with cargo test (CARGO unset)")?;
-        let target_dir = profile_dir.parent().ok_or("no target dir")?;
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "web_app",
-                "--profile",
-                profile,
-            ])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cargo build --example web_app failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(profile_dir.join("examples").join("web_app"))
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
+/// Sends `head` (request line and headers) with `body` on a fresh connection: the status and
+/// the JSON body (`Null` if it is not JSON).
+fn send(app: &WebApp, head: &str, body: &str) -> (u16, Value) {
+    let mut s = app.connect();
+    let mut text = format!("{head}\r\nConnection: close\r\n");
+    if !body.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    s.write_all(text.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    BufReader::new(s).read_to_end(&mut answer).expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// A running `web_app` on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start() -> Server {
-        let bin = web_app_binary();
-        let mut child = Command::new(&bin)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
-        let out = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(out);
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let _ = tx.send(first);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        let first = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("web_app printed its address");
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        Server { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).expect("connect to web_app");
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
-    }
-
-    /// Sends `head` (request line and headers) with `body`; the status and the JSON body.
-    fn send(&self, head: &str, body: &str) -> (u16, Value) {
-        let mut s = self.connect();
-        let mut text = format!("{head}\r\nConnection: close\r\n");
-        if !body.is_empty() {
-            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        text.push_str("\r\n");
-        text.push_str(body);
-        s.write_all(text.as_bytes()).expect("send");
-        let mut answer = Vec::new();
-        BufReader::new(s).read_to_end(&mut answer).expect("read");
-        let answer = String::from_utf8_lossy(&answer);
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status in {answer:?}"));
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.send(&format!("GET {path} HTTP/1.1\r\nHost: {}", self.addr), "")
-    }
-
-    fn stats(&self) -> Value {
-        let (status, stats) = self.get("/stats");
-        assert_eq!(status, 200);
-        stats
-    }
-
-    fn until(&self, what: &str, mut probe: impl FnMut(&Value) -> bool) {
-        let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            let stats = self.stats();
-            if probe(&stats) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {stats}"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server process's resident memory.
+fn rss_kib(app: &WebApp) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid()))
+        .expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,7 +102,7 @@ fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
     Ok((head[0] & 0x0f, payload))
 }
 
-fn open_ws(server: &Server) -> (TcpStream, BufReader<TcpStream>) {
+fn open_ws(server: &WebApp) -> (TcpStream, BufReader<TcpStream>) {
     let s = server.connect();
     (&s).write_all(
         format!(
@@ -266,11 +138,11 @@ fn round_trip(s: &mut TcpStream, r: &mut BufReader<TcpStream>) {
 
 #[test]
 fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit() {
-    let server = Server::start();
+    let server = WebApp::start();
     // Warm up the allocator and the WebSocket path once.
     drop(open_ws(&server));
-    server.until("no stream", |s| s["active_streams"] == 0);
-    let before = server.rss_kib();
+    server.wait_stats(IO_TIMEOUT, "no stream", |s| s["active_streams"] == 0);
+    let before = rss_kib(&server);
     let bound_kib = |clients: u64| before + clients * 2 * (LIMIT as u64 / 1024) + 4 * 1024;
 
     // Each client: an unfinished binary message of 60 KiB in 4 KiB fragments, then holds it.
@@ -283,7 +155,7 @@ fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit
         }
         round_trip(s, r);
     }
-    let holding = server.rss_kib();
+    let holding = rss_kib(&server);
     assert!(
         holding <= bound_kib(8),
         "8 clients holding 60 KiB each: RSS {before} -> {holding} KiB (bound {} KiB)",
@@ -319,7 +191,7 @@ fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit
             (s, reader)
         })
         .collect();
-    let peak = server.rss_kib();
+    let peak = rss_kib(&server);
     assert!(
         peak <= bound_kib(8),
         "8 clients pushing past the limit: RSS {before} -> {peak} KiB (bound {} KiB)",
@@ -333,7 +205,9 @@ fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit
             "the close past the limit"
         );
     }
-    server.until("all streams released", |s| s["active_streams"] == 0);
+    server.wait_stats(IO_TIMEOUT, "all streams released", |s| {
+        s["active_streams"] == 0
+    });
     assert_eq!(server.get("/health").0, 200);
     eprintln!("RSS: {before} KiB idle, {holding} KiB holding, {peak} KiB pushing");
 }
@@ -344,7 +218,7 @@ fn eight_websocket_clients_holding_big_unfinished_messages_stay_within_the_limit
 
 #[test]
 fn three_hundred_sse_clients_meet_the_cap_of_256() {
-    let server = Server::start();
+    let server = WebApp::start();
     let mut open = Vec::new();
     let mut refused = 0;
     for _ in 0..300 {
@@ -400,7 +274,9 @@ fn three_hundred_sse_clients_meet_the_cap_of_256() {
         "the server answers at the cap"
     );
     drop(open);
-    server.until("all streams released", |s| s["active_streams"] == 0);
+    server.wait_stats(IO_TIMEOUT, "all streams released", |s| {
+        s["active_streams"] == 0
+    });
     // Streams are available again.
     let s = server.connect();
     (&s).write_all(format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes())
@@ -416,8 +292,9 @@ fn three_hundred_sse_clients_meet_the_cap_of_256() {
 
 #[test]
 fn host_origin_and_csrf_refusals_change_nothing() {
-    let server = Server::start();
-    let (status, body) = server.send(
+    let server = WebApp::start();
+    let (status, body) = send(
+        &server,
         &format!(
             "POST /jobs HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json",
             server.addr
@@ -482,7 +359,7 @@ fn host_origin_and_csrf_refusals_change_nothing() {
         ),
     ];
     for (want, head, body) in &cases {
-        let (status, json) = server.send(head, body);
+        let (status, json) = send(&server, head, body);
         assert_eq!(status, *want, "{head:?}: {json}");
         assert!(
             json["error"].is_string(),
@@ -497,7 +374,7 @@ fn host_origin_and_csrf_refusals_change_nothing() {
         ),
         (Some(1), Some(0))
     );
-    let (_, job) = server.get(&format!("/jobs/{id}"));
+    let job: Value = serde_json::from_str(&server.get(&format!("/jobs/{id}")).1).unwrap();
     assert_eq!(
         job["status"], "running",
         "no refusal cancelled the job: {job}"

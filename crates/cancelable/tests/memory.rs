@@ -1,54 +1,16 @@
 //! Memory: what a token costs on the heap, and that churn does not accumulate.
 //!
-//! A counting global allocator records this thread's allocations, so tests running in parallel
-//! on other threads do not disturb the numbers.
+//! Allocations are counted per thread (see `common/counting.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
+
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Waker};
 
 use cancelable::CancellationToken;
-
-struct Counting;
-
-thread_local! {
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; the bookkeeping touches only const-initialised
-// thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() + layout.size() as isize));
-        let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() - layout.size() as isize));
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// (bytes still allocated, allocations made) by `f` on this thread.
-fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, usize) {
-    let bytes = LIVE_BYTES.with(Cell::get);
-    let count = ALLOCATIONS.with(Cell::get);
-    let out = f();
-    (
-        out,
-        LIVE_BYTES.with(Cell::get) - bytes,
-        ALLOCATIONS.with(Cell::get) - count,
-    )
-}
+use counting::measure;
 
 #[test]
 fn idle_child_token_costs_one_allocation_of_at_most_64_bytes() {

@@ -1,55 +1,18 @@
 //! Memory: what an operation costs on the heap, registered or not, and that runs leave nothing
 //! behind.
 //!
-//! A counting global allocator records this thread's allocations, so tests running in parallel
-//! on other threads do not disturb the numbers.
+//! Allocations are counted per thread (see `common/counting.rs`).
 #![cfg(all(feature = "std", not(loom)))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
+
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use cancelable::{CancellationToken, Operation, OperationId, Registry};
-
-struct Counting;
-
-thread_local! {
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards to the system allocator; the bookkeeping touches only const-initialised
-// thread-locals, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() + layout.size() as isize));
-        let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
-        // SAFETY: forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE_BYTES.try_with(|b| b.set(b.get() - layout.size() as isize));
-        // SAFETY: forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// (bytes still allocated, allocations made) by `f` on this thread.
-fn measure(f: impl FnOnce()) -> (isize, usize) {
-    let bytes = LIVE_BYTES.with(Cell::get);
-    let count = ALLOCATIONS.with(Cell::get);
-    f();
-    (
-        LIVE_BYTES.with(Cell::get) - bytes,
-        ALLOCATIONS.with(Cell::get) - count,
-    )
-}
+use counting::measure;
 
 /// Polls `fut` once, which must finish it.
 fn finish<F: Future>(fut: F) -> F::Output {
@@ -71,7 +34,7 @@ fn an_operation_without_metadata_or_callbacks_allocates_its_record_and_its_token
         assert_eq!(out, Ok(1));
     };
     run(&parent); // this thread's first operation sets up what every later one shares
-    let (bytes, allocations) = measure(|| run(&parent));
+    let ((), bytes, allocations) = measure(|| run(&parent));
     assert_eq!(
         allocations, 2,
         "the shared record and the operation's own token"
@@ -100,7 +63,7 @@ fn a_registered_operation_allocates_nothing_more_once_the_history_is_full() {
     for _ in 0..8 {
         run(&registry);
     }
-    let (bytes, allocations) = measure(|| run(&registry));
+    let ((), bytes, allocations) = measure(|| run(&registry));
     assert_eq!(
         allocations, 2,
         "the record and the token: the history keeps the final record without copying it \
@@ -116,7 +79,7 @@ fn a_registered_operation_allocates_nothing_more_once_the_history_is_full() {
 #[test]
 fn progress_reports_after_the_first_reuse_its_allocation() {
     let parent = CancellationToken::new();
-    let (bytes, allocations) = measure(|| {
+    let ((), bytes, allocations) = measure(|| {
         finish(
             Operation::new("reports")
                 .parent(&parent)
