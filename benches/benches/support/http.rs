@@ -52,8 +52,8 @@ impl Variant {
     }
 }
 
-/// The handler both servers run.
-async fn health(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The handler every server of these benches runs (the tower and HTTP/2 rows too).
+pub async fn health(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from_static(br#"{"status":"healthy"}"#)));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -147,36 +147,9 @@ fn start(variant: Variant) -> Running {
             match variant {
                 Variant::PlainHyper | Variant::PlainLayer | Variant::PlainTimer => {
                     let server = Server::new(ServerConfig::default());
-                    let timer = cancelable_http::io::CoarseTimer::new(Duration::from_secs(1));
-                    let accept = async {
-                        loop {
-                            let Ok((stream, _)) = listener.accept().await else {
-                                continue;
-                            };
-                            let _ = stream.set_nodelay(true);
-                            let mut builder = hyper::server::conn::http1::Builder::new();
-                            if variant == Variant::PlainTimer {
-                                builder
-                                    .timer(timer.clone())
-                                    .header_read_timeout(Duration::from_secs(10));
-                            }
-                            let io = FuturesIo::new(stream);
-                            if variant == Variant::PlainLayer {
-                                let service = server.layer(hyper::service::service_fn(health));
-                                smol::spawn(async move {
-                                    let _ = builder.serve_connection(io, service).await;
-                                })
-                                .detach();
-                            } else {
-                                smol::spawn(async move {
-                                    let _ = builder
-                                        .serve_connection(io, hyper::service::service_fn(health))
-                                        .await;
-                                })
-                                .detach();
-                            }
-                        }
-                    };
+                    let accept = plain_accept(variant, &listener, &server, |task| {
+                        smol::spawn(task).detach()
+                    });
                     futures_lite::future::or(accept, token.cancelled()).await;
                 }
                 Variant::Layer => {
@@ -544,6 +517,43 @@ impl Drop for Load {
     }
 }
 
+/// The plain variants' accept loop: hyper's http1 server per connection, handed to `spawn`;
+/// with hyper's header timeout on a `CoarseTimer` (`PlainTimer`) or `server`'s layer
+/// (`PlainLayer`) where the variant says so.
+async fn plain_accept(
+    variant: Variant,
+    listener: &smol::net::TcpListener,
+    server: &Server,
+    spawn: impl Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+) {
+    let timer = cancelable_http::io::CoarseTimer::new(Duration::from_secs(1));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        if variant == Variant::PlainTimer {
+            builder
+                .timer(timer.clone())
+                .header_read_timeout(Duration::from_secs(10));
+        }
+        let io = FuturesIo::new(stream);
+        if variant == Variant::PlainLayer {
+            let service = server.layer(hyper::service::service_fn(health));
+            spawn(Box::pin(async move {
+                let _ = builder.serve_connection(io, service).await;
+            }));
+        } else {
+            spawn(Box::pin(async move {
+                let _ = builder
+                    .serve_connection(io, hyper::service::service_fn(health))
+                    .await;
+            }));
+        }
+    }
+}
+
 /// Serves `variant` (not axum) on `listener` with every task on `ex`, until `stop`.
 async fn serve_on(
     variant: Variant,
@@ -557,36 +567,7 @@ async fn serve_on(
     match variant {
         Variant::PlainHyper | Variant::PlainLayer | Variant::PlainTimer => {
             let server = Server::new(config);
-            let timer = cancelable_http::io::CoarseTimer::new(Duration::from_secs(1));
-            let accept = async {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let mut builder = hyper::server::conn::http1::Builder::new();
-                    if variant == Variant::PlainTimer {
-                        builder
-                            .timer(timer.clone())
-                            .header_read_timeout(Duration::from_secs(10));
-                    }
-                    let io = FuturesIo::new(stream);
-                    if variant == Variant::PlainLayer {
-                        let service = server.layer(hyper::service::service_fn(health));
-                        ex.spawn(async move {
-                            let _ = builder.serve_connection(io, service).await;
-                        })
-                        .detach();
-                    } else {
-                        ex.spawn(async move {
-                            let _ = builder
-                                .serve_connection(io, hyper::service::service_fn(health))
-                                .await;
-                        })
-                        .detach();
-                    }
-                }
-            };
+            let accept = plain_accept(variant, &listener, &server, |task| ex.spawn(task).detach());
             futures_lite::future::or(accept, stop.cancelled()).await;
         }
         Variant::Layer => {

@@ -2,7 +2,6 @@
 //! and without the request layer, and HTTP/2 with prior knowledge (many streams over a few
 //! connections) through plain hyper, plain hyper with the layer, and `Server::serve`.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,17 +9,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cancelable::CancellationToken;
 use cancelable_http::io::{FuturesIo, SmolExecutor};
 use cancelable_http::{RequestService, Server, ServerConfig};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tower_layer::Layer as _;
 
-use crate::support::{Sample, client, cpu_time};
+use crate::support::{Sample, client, cpu_time, health};
 
 /// Who answers `/health` in the tower rows (HTTP/1.1, one smol task per connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,16 +59,6 @@ impl H2 {
             H2::Serve => "Server::serve (h2c)",
         }
     }
-}
-
-/// The `/health` of the HTTP/2 rows (the HTTP/1.1 rows' handler).
-async fn health(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::from_static(br#"{"status":"healthy"}"#)));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
 }
 
 /// The axum app: the same `/health`.
