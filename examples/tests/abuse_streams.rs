@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use harness::{IO_TIMEOUT, WebApp};
+use harness::{IO_TIMEOUT, WebApp, read_ws_frame as read_frame, ws_frame as frame};
 use serde_json::Value;
 
 /// The demo's WebSocket message limit.
@@ -60,47 +60,6 @@ fn rss_kib(app: &WebApp) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // WebSocket: clients holding big unfinished messages
 // ---------------------------------------------------------------------------------------------
-
-/// A client frame, masked with a zero key (the payload goes as is).
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        len @ 0..=125 => out.push(0x80 | len as u8),
-        len @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// The next server frame: (opcode, payload).
-fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    r.read_exact(&mut head)?;
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut n = [0u8; 2];
-            r.read_exact(&mut n)?;
-            u16::from_be_bytes(n) as usize
-        }
-        127 => {
-            let mut n = [0u8; 8];
-            r.read_exact(&mut n)?;
-            u64::from_be_bytes(n) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0; len];
-    r.read_exact(&mut payload)?;
-    Ok((head[0] & 0x0f, payload))
-}
 
 fn open_ws(server: &WebApp) -> (TcpStream, BufReader<TcpStream>) {
     let s = server.connect();

@@ -8,13 +8,14 @@
 //! amount. Time bounds are loose (about 10x what is expected) except where the acceptance
 //! criterion itself names the number (disconnect visible in `/stats` within 100 ms).
 
+mod harness;
+
 use std::collections::BTreeSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,77 +40,6 @@ const REASONS: [&str; 6] = [
 // Server process harness
 // ---------------------------------------------------------------------------------------------
 
-/// The `web_app` example binary, built (once per test process) so that it is never stale.
-///
-/// `cargo test -p cancelable-examples` builds the package's examples, but
-/// `cargo test --test web_app` does not, and a binary left over from an older build would test
-/// old code; so the harness asks cargo to build it into the same target dir and profile
-/// (a no-op when it is up to date). `WEB_APP_BIN` overrides all of this.
-fn web_app_binary() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(find_or_build_web_app)
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn find_or_build_web_app() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("WEB_APP_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    // The test binary lives in <target>/<profile>/deps/; examples in <target>/<profile>/examples/.
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .ok_or("the test binary is not in <target>/<profile>/deps/")?;
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("web_app{}", std::env::consts::EXE_SUFFIX));
-    let missing = |why: String| {
-        format!(
-            "the web_app example binary is missing or stale at {} ({why}); build it with \
-             `cargo build -p cancelable-examples --example web_app` (plain \
-             `cargo test -p cancelable-examples` builds it too), or point WEB_APP_BIN at it",
-            bin.display()
-        )
-    };
-    if let (Some(cargo), Some(target_dir)) = (std::env::var_os("CARGO"), profile_dir.parent()) {
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev".to_string(),
-            Some("release") => "release".to_string(),
-            Some(other) => other.to_string(),
-            None => "dev".to_string(),
-        };
-        let out = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "web_app",
-                "--profile",
-                &profile,
-            ])
-            .arg("--manifest-path")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| missing(format!("cannot run cargo: {e}")))?;
-        if !out.status.success() {
-            return Err(missing(format!(
-                "cargo build failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-    }
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(missing("not found".to_string()))
-    }
-}
-
 /// A running `web_app` process on a free port; killed when dropped.
 struct Server {
     child: Child,
@@ -124,7 +54,7 @@ impl Server {
 
     /// Starts web_app with extra command-line arguments and environment variables.
     fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let bin = web_app_binary();
+        let bin = harness::web_app_binary();
         let mut child = Command::new(&bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
@@ -1967,52 +1897,11 @@ fn websocket_handshake_over_http_1_0_or_with_a_bad_key_gets_400() {
     assert_eq!(server.stats().active_streams, 0);
 }
 
-/// A client frame masked with a zero key (the payload goes as is): its header only.
-fn ws_header(first: u8, len: usize) -> Vec<u8> {
-    let mut out = vec![first];
-    match len {
-        0..=125 => out.push(0x80 | len as u8),
-        126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out
-}
-
-fn ws_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = ws_header(first, payload.len());
-    out.extend_from_slice(payload);
-    out
-}
-
 /// Reads server frames until a close frame: its status code.
 fn ws_close_code(r: &mut BufReader<TcpStream>) -> u16 {
     loop {
-        let mut head = [0u8; 2];
-        r.read_exact(&mut head)
-            .expect("a close frame before the end");
-        let len = match head[1] & 0x7f {
-            126 => {
-                let mut n = [0u8; 2];
-                r.read_exact(&mut n).unwrap();
-                u16::from_be_bytes(n) as usize
-            }
-            127 => {
-                let mut n = [0u8; 8];
-                r.read_exact(&mut n).unwrap();
-                u64::from_be_bytes(n) as usize
-            }
-            n => n as usize,
-        };
-        let mut payload = vec![0; len];
-        r.read_exact(&mut payload).unwrap();
-        if head[0] & 0x0f == 0x8 {
+        let (opcode, payload) = harness::read_ws_frame(r).expect("a close frame before the end");
+        if opcode == 0x8 {
             assert!(payload.len() >= 2, "a close frame without a code");
             return u16::from_be_bytes([payload[0], payload[1]]);
         }
@@ -2025,7 +1914,9 @@ fn websocket_frame_over_64_kib_gets_1009_at_its_header() {
     let (status, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
     assert_eq!(status, 101);
     // Only the header of a 100 KiB binary frame: the answer must not wait for the payload.
-    r.get_mut().write_all(&ws_header(0x82, 100 * 1024)).unwrap();
+    r.get_mut()
+        .write_all(&harness::ws_header(0x82, 100 * 1024))
+        .unwrap();
     let code = ws_close_code(&mut r);
     drop(r); // a client closes once it has the close frame
     assert_eq!(code, 1009);
@@ -2037,13 +1928,13 @@ fn websocket_protocol_error_gets_1002_and_invalid_utf8_gets_1007() {
     let server = Server::start();
     let (_, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
     r.get_mut()
-        .write_all(&ws_frame(0x83, b"reserved opcode"))
+        .write_all(&harness::ws_frame(0x83, b"reserved opcode"))
         .unwrap();
     assert_eq!(ws_close_code(&mut r), 1002);
     drop(r);
     let (_, mut r) = ws_handshake(&server, "HTTP/1.1", WS_KEY, "");
     r.get_mut()
-        .write_all(&ws_frame(0x81, &[0xc3, 0x28]))
+        .write_all(&harness::ws_frame(0x81, &[0xc3, 0x28]))
         .unwrap();
     assert_eq!(ws_close_code(&mut r), 1007);
     drop(r);

@@ -276,7 +276,7 @@ fn sse_status(t: &TestServer) -> (u16, TcpStream) {
 }
 
 #[test]
-fn streams_past_max_streams_get_429_at_once() {
+fn streams_past_max_streams_are_refused_with_429_and_start_nothing() {
     let (t, _reasons) = start(ServerConfig::default().max_streams(2));
     let (status, sse) = sse_status(&t);
     assert_eq!(status, 200);

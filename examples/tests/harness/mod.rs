@@ -27,9 +27,15 @@ pub fn web_app_binary() -> PathBuf {
 }
 
 fn build_web_app() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("WEB_APP_BIN") {
-        return Ok(PathBuf::from(p));
+    match std::env::var_os("WEB_APP_BIN") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => build_example("web_app"),
     }
+}
+
+/// Builds example `name` of this package into the test's own target dir and profile (a no-op
+/// when up to date), so a stale binary is never tested; its path.
+pub fn build_example(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let profile_dir = exe
         .parent()
@@ -37,7 +43,7 @@ fn build_web_app() -> Result<PathBuf, String> {
         .ok_or("the test binary is not in <target>/<profile>/deps/")?;
     let bin = profile_dir
         .join("examples")
-        .join(format!("web_app{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let cargo = std::env::var_os("CARGO").ok_or("CARGO is not set: run through cargo test")?;
     let target_dir = profile_dir.parent().ok_or("no target dir")?;
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -45,14 +51,7 @@ fn build_web_app() -> Result<PathBuf, String> {
         Some(other) => other,
     };
     let out = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "web_app",
-            "--profile",
-            profile,
-        ])
+        .args(["build", "--quiet", "--example", name, "--profile", profile])
         .arg("--manifest-path")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .arg("--target-dir")
@@ -62,7 +61,7 @@ fn build_web_app() -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build --example web_app failed: {}",
+            "cargo build --example {name} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         ));
     }
@@ -255,4 +254,52 @@ pub fn read_response<R: BufRead>(r: &mut R) -> io::Result<(u16, String)> {
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The header of a client WebSocket frame of `len` payload bytes, masked with a zero key (so
+/// the payload goes as is).
+pub fn ws_header(first: u8, len: usize) -> Vec<u8> {
+    let mut out = vec![first];
+    match len {
+        0..=125 => out.push(0x80 | len as u8),
+        126..=0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out
+}
+
+/// A whole client WebSocket frame (see [`ws_header`]).
+pub fn ws_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = ws_header(first, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The next server WebSocket frame: (opcode, payload).
+pub fn read_ws_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    r.read_exact(&mut head)?;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut n = [0u8; 2];
+            r.read_exact(&mut n)?;
+            u16::from_be_bytes(n) as usize
+        }
+        127 => {
+            let mut n = [0u8; 8];
+            r.read_exact(&mut n)?;
+            u64::from_be_bytes(n) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    r.read_exact(&mut payload)?;
+    Ok((head[0] & 0x0f, payload))
 }
