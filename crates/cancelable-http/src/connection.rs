@@ -581,17 +581,6 @@ impl hyper::rt::Write for PeerIo {
         poll
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let poll = Pin::new(&mut &*this.socket).poll_write_vectored(cx, bufs);
-        this.track(&poll);
-        poll
-    }
-
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut &*self.socket).poll_flush(cx)
     }

@@ -1,7 +1,8 @@
 //! The glue between hyper's runtime traits and smol's: [`FuturesIo`] lets hyper drive a
 //! futures-io stream (smol's `TcpStream`), [`HyperIo`] lets futures-io code (async-tungstenite)
 //! use a hyper stream (an [`Upgraded`](hyper::upgrade::Upgraded) connection), [`SmolTimer`]
-//! and [`CoarseTimer`] give hyper async-io's timers (for its header read timeout), and
+//! (async-io's timers) and [`CoarseTimer`] (one shared ticker thread) give hyper a timer for
+//! its header read timeout, and
 //! [`SmolExecutor`] runs the tasks hyper spawns (one per HTTP/2 stream) on smol. They are
 //! for running hyper yourself around [`Server::layer`](crate::Server::layer);
 //! [`Server::serve`](crate::Server::serve) has its own transport, which also watches the peer

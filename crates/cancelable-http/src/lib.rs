@@ -2,7 +2,8 @@
 //! smol, HTTP/1.1 and HTTP/2. Each request gets a token, a child of the server's, that is
 //! cancelled with `Disconnected` when the client goes away (or, on HTTP/2, resets the stream),
 //! `Timeout` after its route's limit (the client gets `504`), and `Shutdown` when the server
-//! stops, so the handler and everything it started stop too. Around it: a server runner with limits and graceful shutdown, a router, background
+//! stops, so the handler and everything it started stop too. Around it: a server runner with
+//! limits and graceful shutdown, a router, background
 //! [`Jobs`] with cancel-by-id, and [SSE](sse) and [WebSocket](websocket) streams whose producer
 //! stops within milliseconds of the peer leaving.
 //!

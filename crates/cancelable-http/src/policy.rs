@@ -440,21 +440,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Some(refused) = this.refused.take() {
-            return Poll::Ready(Ok(refusal(&refused)));
+            return Poll::Ready(Ok(crate::request::small_response(refused)));
         }
         match this.inner.as_pin_mut() {
             Some(inner) => inner.poll(cx).map(|r| r.map(|r| r.map(Either::Left))),
             None => Poll::Pending,
         }
     }
-}
-
-/// The JSON response of a refused request.
-fn refusal<B>(error: &HttpError) -> Response<Either<B, Full<Bytes>>> {
-    let mut response = Response::new(Either::Right(Full::new(error.body_bytes())));
-    *response.status_mut() = error.status();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -473,8 +473,8 @@ impl ServerConfig {
 }
 
 /// Live counters. Those of every request are per-thread [`Counter`]s, and a request in flight
-/// is one that started and has not ended yet: two additions per request, none of them on a
-/// cache line that other threads write.
+/// is one that started and has not ended yet: two additions per request, on a cache line no
+/// other thread writes as long as at most 16 threads serve requests (more share shards).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) started_requests: Counter,

@@ -56,6 +56,10 @@ const CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// The largest header list accepted (hyper's default, set here because the docs promise it):
 /// past it h2 answers `431`.
 const MAX_HEADER_LIST: u32 = 16 * 1024;
+/// Response bytes h2 buffers per stream beyond what the client's flow-control credit lets it
+/// send (hyper's default is about 400 KiB): a client that grants no credit holds at most this
+/// much per open stream; a handler writing more waits.
+const SEND_BUF: usize = 64 * 1024;
 
 /// What the first bytes of a connection are.
 pub(crate) enum Sniffed {
@@ -131,7 +135,6 @@ pub(crate) async fn serve<S, B>(
         next: 0,
         busy: 0,
         idle_since: started,
-        served: false,
         gone: false,
         write_stalled: None,
     })));
@@ -157,7 +160,8 @@ pub(crate) async fn serve<S, B>(
         .max_concurrent_streams(config.max_concurrent_streams)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST);
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_send_buf_size(SEND_BUF);
     let conn = builder.serve_connection(io, service);
     let mut conn = pin!(conn);
     let mut stopping = pin!(state.token.cancelled());
@@ -227,14 +231,13 @@ struct Shared {
     watch: Watch,
     /// The tokens of the requests whose response is not produced yet.
     pending: HashMap<u64, CancellationToken>,
+    /// Requests begun so far (the idle bound applies once one came, before it the header read
+    /// bound).
     next: u64,
     /// Requests whose response is not done yet (produced and sent).
     busy: usize,
     /// Since when no request has been busy.
     idle_since: Instant,
-    /// Whether a request came already (then the idle bound applies, before it the header read
-    /// bound).
-    served: bool,
     /// A read met the end of the stream or an error: the client is gone.
     gone: bool,
     /// Since when the transport's writes have made no progress.
@@ -250,7 +253,6 @@ impl Link {
     /// client is gone already.
     fn begin(&self, token: &CancellationToken) -> Waiting {
         let mut shared = self.lock();
-        shared.served = true;
         shared.busy += 1;
         let key = shared.next;
         shared.next += 1;
@@ -308,7 +310,7 @@ impl Link {
             return Check::Close(None);
         }
         let idle = (shared.busy == 0).then(|| {
-            let bound = if shared.served {
+            let bound = if shared.next > 0 {
                 c.idle_timeout
             } else {
                 c.header_read_timeout
