@@ -232,11 +232,6 @@ pub struct Sample {
     pub cpu_per_request: Duration,
 }
 
-/// Requests per second through `variant` with `connections` keep-alive connections for `run`.
-pub fn requests_per_second(variant: Variant, connections: usize, run: Duration) -> f64 {
-    measure(variant, connections, run).rps
-}
-
 /// Throughput and CPU cost per request of `variant`.
 pub fn measure(variant: Variant, connections: usize, run: Duration) -> Sample {
     let server = start(variant);

@@ -203,17 +203,11 @@ impl Registry {
     /// ```
     pub fn get(&self, id: impl AsRef<str>) -> Option<OperationSnapshot> {
         let id = id.as_ref();
-        let hash = self.inner.hasher.hash_one(id);
-        let live = {
-            let shard = self.inner.shard(hash).lock();
-            shard
-                .get(&hash)
-                .into_iter()
-                .flat_map(Slot::iter)
-                .filter(|entry| entry.op.id() == id)
+        let live = self.inner.with_live(id, |entries| {
+            entries
                 .max_by_key(|entry| entry.seq)
                 .map(|entry| entry.op.clone())
-        };
+        });
         // An operation leaves its shard only once its snapshot is in the history.
         match live {
             Some(op) => Some(op.snapshot()),
@@ -244,18 +238,9 @@ impl Registry {
     /// # drop(run);
     /// ```
     pub fn cancel(&self, id: impl AsRef<str>, reason: impl Into<CancelReason>) -> bool {
-        let id = id.as_ref();
-        let hash = self.inner.hasher.hash_one(id);
-        let tokens: Vec<_> = {
-            let shard = self.inner.shard(hash).lock();
-            shard
-                .get(&hash)
-                .into_iter()
-                .flat_map(Slot::iter)
-                .filter(|entry| entry.op.id() == id)
-                .map(|entry| entry.op.token.clone())
-                .collect()
-        };
+        let tokens: Vec<_> = self.inner.with_live(id.as_ref(), |entries| {
+            entries.map(|entry| entry.op.token.clone()).collect()
+        });
         cancel_each(tokens, reason.into()) > 0
     }
 
@@ -353,6 +338,18 @@ impl Inner {
     fn shard(&self, hash: u64) -> &Guarded<Shard> {
         // Not the low bits: the shard's map places its entries by those.
         &self.shards[(hash >> 32) as usize % SHARDS].0
+    }
+
+    /// Runs `f` over the live entries with this id, under their shard's lock.
+    fn with_live<R>(&self, id: &str, f: impl FnOnce(&mut dyn Iterator<Item = &Live>) -> R) -> R {
+        let hash = self.hasher.hash_one(id);
+        let shard = self.shard(hash).lock();
+        let mut entries = shard
+            .get(&hash)
+            .into_iter()
+            .flat_map(Slot::iter)
+            .filter(|entry| entry.op.id() == id);
+        f(&mut entries)
     }
 
     /// Runs `f` with every shard and the history locked (in that order).

@@ -376,6 +376,8 @@ impl<K: Flavor> OperationBuilder<K> {
             // The operation's own token, made now: a child of its only parent.
             Parents::None => Parents::One(token.child_token()),
             // That child stands for the first parent: it is cancelled with it, with its reason.
+            // A second parent thus costs one more node than `any_of` over the parents would;
+            // the one-parent case, by far the common one, takes no handle it would drop again.
             Parents::One(first) => Parents::Many(alloc::vec![first, token.clone()]),
             Parents::Many(mut parents) => {
                 parents.push(token.clone());

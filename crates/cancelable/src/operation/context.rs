@@ -190,16 +190,25 @@ impl<K: Flavor> Shared<K> {
                 "operation status changed"
             );
         }
+        // One copy of the record serves the registry's history and the callbacks' snapshot.
         #[cfg(feature = "std")]
-        if let Some(registration) = &self.registration {
-            if status.is_terminal() {
-                registration.finished(self, self.copy());
+        let finished = (self.registration.as_ref())
+            .filter(|_| status.is_terminal())
+            .map(|registration| (registration, self.copy()));
+        let snapshot = (!self.on_status().is_empty()).then(|| {
+            #[cfg(feature = "std")]
+            if let Some((_, copy)) = &finished {
+                return copy.snapshot();
             }
+            self.snapshot()
+        });
+        #[cfg(feature = "std")]
+        if let Some((registration, copy)) = finished {
+            registration.finished(self, copy);
         }
-        if self.on_status().is_empty() {
+        let Some(snapshot) = snapshot else {
             return;
-        }
-        let snapshot = self.snapshot();
+        };
         for callback in self.on_status() {
             // A panicking callback is a bug in that callback; the operation and the other
             // callbacks go on (without `std` the panic cannot be caught).

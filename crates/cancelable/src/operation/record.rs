@@ -249,6 +249,7 @@ impl Record {
 /// A copy of an operation's record at one moment, with its id, name and metadata: what a
 /// snapshot is made from, and what a registry's history keeps of a finished operation (cheaper
 /// to make and to keep than the snapshot, which it makes when someone reads it).
+#[derive(Clone)]
 pub(crate) struct RecordCopy {
     pub(crate) id: OperationId,
     pub(crate) name: Cow<'static, str>,
@@ -280,16 +281,7 @@ impl RecordCopy {
     /// The snapshot, leaving the copy as it is.
     #[cfg(feature = "std")]
     pub(crate) fn snapshot(&self) -> OperationSnapshot {
-        let mut snapshot =
-            OperationSnapshot::new(self.id.clone(), String::from(&*self.name), self.status);
-        snapshot.reason = self.reason.clone();
-        snapshot.error = self.error.clone();
-        snapshot.progress = self.progress.as_deref().cloned();
-        snapshot.metadata = self.metadata.as_deref().cloned().unwrap_or_default();
-        snapshot.parent_id = self.parent_id.clone();
-        #[cfg(feature = "std")]
-        set_times(&mut snapshot, self.started, self.ended);
-        snapshot
+        self.clone().into_snapshot()
     }
 
     /// The snapshot, made of the copy.
