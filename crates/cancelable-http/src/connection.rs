@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cancelable::{CancelReason, CancellationToken};
+use cancelable::{CancelReason, CancellationToken, WaitForCancellationFuture};
 use futures_lite::Stream as _;
 use futures_lite::io::AsyncWrite;
 use http_body_util::{Either, Full};
@@ -103,23 +103,13 @@ pub(crate) async fn serve<S, B>(
     builder.half_close(true).keep_alive(true);
     let conn = builder.serve_connection(io, service).with_upgrades();
     let mut conn = pin!(conn);
-    let mut stopping = pin!(state.token.cancelled());
-    // The waker `stopping` is registered with: while the task's waker stays the same, a flag
-    // read tells whether the server token was cancelled, without taking the token's lock (which
-    // every connection shares) on each poll.
-    let mut registered: Option<Waker> = None;
+    let mut waiting = pin!(state.token.cancelled());
+    let mut stopping = StopCheck::default();
     let mut graceful = false;
     let mut alarm: Option<CoarseSleep> = None;
     let mut prober: Option<smol::Timer> = None;
     std::future::poll_fn(|cx| {
-        let stop = !graceful
-            && if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                state.token.is_cancelled()
-            } else {
-                registered = Some(cx.waker().clone());
-                stopping.as_mut().poll(cx).is_ready()
-            };
-        if stop {
+        if !graceful && stopping.stopped(&state.token, waiting.as_mut(), cx) {
             graceful = true;
             if peer.lock().quiet() {
                 return Poll::Ready(()); // nothing in flight: close now, not after the grace
@@ -156,18 +146,8 @@ pub(crate) async fn serve<S, B>(
                             continue;
                         }
                     }
-                    if alarm.as_ref().is_some_and(|a| a.deadline() <= now) {
-                        alarm = None; // fired: deregistered, re-armed below if still needed
-                    }
-                    let Some(deadline) = deadline else {
-                        return Poll::Pending;
-                    };
-                    if alarm.as_ref().is_none_or(|a| a.deadline() > deadline) {
-                        let mut sleep = state.timer.sleep_at(deadline);
-                        if Pin::new(&mut sleep).poll(cx).is_ready() {
-                            continue;
-                        }
-                        alarm = Some(sleep);
+                    if arm(&mut alarm, &state.timer, now, deadline, cx) {
+                        continue;
                     }
                     return Poll::Pending;
                 }
@@ -175,6 +155,60 @@ pub(crate) async fn serve<S, B>(
         }
     })
     .await;
+}
+
+/// Whether the server began to stop, asked on every poll of a connection task. The token's
+/// waiter is polled (which takes the token's lock, shared by every connection) only when the
+/// task's waker changed; while it stays the same, the waiter would wake that waker, and a flag
+/// read answers.
+#[derive(Default)]
+pub(crate) struct StopCheck {
+    registered: Option<Waker>,
+}
+
+impl StopCheck {
+    /// `waiting` is `token.cancelled()`, pinned by the caller for the task's life.
+    pub(crate) fn stopped(
+        &mut self,
+        token: &CancellationToken,
+        waiting: Pin<&mut WaitForCancellationFuture<'_>>,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return token.is_cancelled();
+        }
+        self.registered = Some(cx.waker().clone());
+        waiting.poll(cx).is_ready()
+    }
+}
+
+/// Keeps `alarm` set for `deadline` (none: no alarm needed): a fired alarm is dropped, a later
+/// one replaced. `true` if `deadline` has passed already, so the caller looks again at once.
+pub(crate) fn arm(
+    alarm: &mut Option<CoarseSleep>,
+    timer: &CoarseTimer,
+    now: Instant,
+    deadline: Option<Instant>,
+    cx: &mut Context<'_>,
+) -> bool {
+    if alarm.as_ref().is_some_and(|a| a.deadline() <= now) {
+        *alarm = None; // fired: deregistered, re-armed below if still needed
+    }
+    let Some(deadline) = deadline else {
+        return false;
+    };
+    if alarm.as_ref().is_none_or(|a| a.deadline() > deadline) {
+        let mut sleep = timer.sleep_at(deadline);
+        if Pin::new(&mut sleep).poll(cx).is_ready() {
+            return true;
+        }
+        *alarm = Some(sleep);
+    }
+    false
 }
 
 /// What the connection task does after polling hyper.

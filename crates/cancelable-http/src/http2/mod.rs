@@ -38,7 +38,7 @@ use hyper::{Request, Response};
 use pin_project_lite::pin_project;
 
 use crate::ServerConfig;
-use crate::connection::{Finish, Socket};
+use crate::connection::{Finish, Socket, StopCheck, arm};
 use crate::io::CoarseSleep;
 use crate::request::{RequestFuture, RequestService};
 use crate::response::BoxError;
@@ -164,11 +164,12 @@ pub(crate) async fn serve<S, B>(
         .max_send_buf_size(SEND_BUF);
     let conn = builder.serve_connection(io, service);
     let mut conn = pin!(conn);
-    let mut stopping = pin!(state.token.cancelled());
+    let mut waiting = pin!(state.token.cancelled());
+    let mut stopping = StopCheck::default();
     let mut graceful = false;
     let mut alarm: Option<CoarseSleep> = None;
     std::future::poll_fn(|cx| {
-        if !graceful && stopping.as_mut().poll(cx).is_ready() {
+        if !graceful && stopping.stopped(&state.token, waiting.as_mut(), cx) {
             graceful = true;
             conn.as_mut().graceful_shutdown(); // GOAWAY: no new streams
         }
@@ -191,18 +192,8 @@ pub(crate) async fn serve<S, B>(
                 }
                 Check::Wait(deadline) => deadline,
             };
-            if alarm.as_ref().is_some_and(|a| a.deadline() <= now) {
-                alarm = None; // fired: deregistered, re-armed below if still needed
-            }
-            let Some(deadline) = deadline else {
-                return Poll::Pending;
-            };
-            if alarm.as_ref().is_none_or(|a| a.deadline() > deadline) {
-                let mut sleep = state.timer.sleep_at(deadline);
-                if Pin::new(&mut sleep).poll(cx).is_ready() {
-                    continue;
-                }
-                alarm = Some(sleep);
+            if arm(&mut alarm, &state.timer, now, deadline, cx) {
+                continue;
             }
             return Poll::Pending;
         }
