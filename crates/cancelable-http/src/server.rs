@@ -158,7 +158,8 @@ pub struct ServerConfig {
     pub min_body_rate: u64,
     /// The longest a response may make no progress because the client does not read it (30 s);
     /// then the connection is closed (and the request in flight, if any, cancelled with
-    /// `Timeout`).
+    /// `Timeout`). A WebSocket message that takes longer to go out ends its stream the same
+    /// way.
     pub send_timeout: Duration,
 
     // Browser safety, stream bounds and the executor (the `policy` and `stream` modules).

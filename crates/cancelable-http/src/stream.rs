@@ -357,6 +357,7 @@ impl WsSender {
 /// | text that is not UTF-8 | close `1007` |
 /// | nothing for half of `websocket_idle_timeout` (60 s) | a ping |
 /// | nothing for all of it | close `1001`; the stream is cancelled with `Timeout` |
+/// | a message not taken by the peer within `send_timeout` (30 s) | the stream is cancelled with `Timeout`, close `1000` within a second, then the connection ends |
 ///
 /// After a close for the peer's fault the stream is cancelled with `Disconnected`. A peer
 /// that holds an unfinished message keeps at most about the two limits of memory in use.
@@ -426,7 +427,7 @@ where
             .max_frame_size(Some(limits.max_frame))
             .max_message_size(Some(limits.max_message));
         let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        drive(ws, run, rx, &token, limits.idle).await;
+        drive(ws, run, rx, &token, &limits).await;
     });
     state.spawn(task);
     let mut response = Response::new(crate::response::full(Bytes::new()));
@@ -444,6 +445,8 @@ struct Limits {
     max_frame: usize,
     max_message: usize,
     idle: Duration,
+    /// How long one message may take to go out: a peer that stops reading ends the stream.
+    send: Duration,
 }
 
 impl Limits {
@@ -452,6 +455,7 @@ impl Limits {
             max_frame: config.max_websocket_frame,
             max_message: config.max_websocket_message,
             idle: config.websocket_idle_timeout,
+            send: config.send_timeout,
         }
     }
 }
@@ -554,7 +558,7 @@ async fn drive<S, Fut>(
     run: Fut,
     rx: async_channel::Receiver<Message>,
     token: &CancellationToken,
-    idle: Duration,
+    limits: &Limits,
 ) where
     S: futures_lite::io::AsyncRead + futures_lite::io::AsyncWrite + Unpin,
     Fut: Future<Output = Result<(), Cancelled>>,
@@ -588,12 +592,22 @@ async fn drive<S, Fut>(
                 .await;
                 match next {
                     Out::Send(message) => {
-                        if sender.send(message).await.is_err() {
-                            token.cancel_with(
-                                CancelReason::disconnected()
-                                    .with_message("cannot write to the WebSocket"),
-                            );
-                            break;
+                        match cancelable_smol::timeout(limits.send, sender.send(message)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => {
+                                token.cancel_with(
+                                    CancelReason::disconnected()
+                                        .with_message("cannot write to the WebSocket"),
+                                );
+                                break;
+                            }
+                            Err(_) => {
+                                token.cancel_with(CancelReason::timeout().with_message(format!(
+                                    "the WebSocket peer read nothing for {:?}",
+                                    limits.send
+                                )));
+                                break;
+                            }
                         }
                     }
                     Out::Closed => open = false,
@@ -611,7 +625,7 @@ async fn drive<S, Fut>(
             futures_lite::future::zip(record, pump).await;
             None
         };
-        let read = async { Some(read(&mut receiver, idle, &ping_tx).await) };
+        let read = async { Some(read(&mut receiver, limits.idle, &ping_tx).await) };
         produce.or(read).await
     };
     let (frame, linger) = match (ended, produced) {

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use cancelable::CancelKind;
-use cancelable_http::{HandlerResult, Router, ServerConfig, websocket};
+use cancelable_http::{HandlerResult, Message, Router, ServerConfig, websocket};
 use common::{LONG, TestServer, read_head, signal};
 use hyper::Request;
 use hyper::body::Incoming;
@@ -32,10 +32,26 @@ async fn quiet(mut req: Request<Incoming>, probe: Probe) -> HandlerResult {
     })
 }
 
+/// A producer that sends 64 KiB messages as fast as the peer takes them, and reports how its
+/// stream ended.
+async fn flood(mut req: Request<Incoming>, probe: Probe) -> HandlerResult {
+    websocket(&mut req, "flood", move |cx, tx| async move {
+        let reasons = probe.reasons.clone();
+        let _cb = cx.token().on_cancel(move |r| {
+            let _ = reasons.send(r.kind());
+        });
+        let message = Message::binary(vec![0u8; 64 * 1024]);
+        while tx.send(message.clone()).await.is_ok() {}
+        std::future::pending().await
+    })
+}
+
 fn start(config: ServerConfig) -> (TestServer, Receiver<CancelKind>) {
     let (reasons, rx) = signal();
     let t = TestServer::start(config, move |_| {
-        Router::new(Probe { reasons }).get("/ws", quiet)
+        Router::new(Probe { reasons })
+            .get("/ws", quiet)
+            .get("/flood", flood)
     });
     (t, rx)
 }
@@ -43,8 +59,12 @@ fn start(config: ServerConfig) -> (TestServer, Receiver<CancelKind>) {
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 fn handshake(version: &str, key: &str, extra: &str) -> String {
+    handshake_at("/ws", version, key, extra)
+}
+
+fn handshake_at(path: &str, version: &str, key: &str, extra: &str) -> String {
     format!(
-        "GET /ws {version}\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+        "GET {path} {version}\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
          sec-websocket-key: {key}\r\n{extra}\r\n"
     )
 }
@@ -57,9 +77,15 @@ struct RawWs {
 
 impl RawWs {
     fn open(t: &TestServer) -> Self {
+        Self::open_at(t, "/ws")
+    }
+
+    fn open_at(t: &TestServer, path: &str) -> Self {
         let stream = t.connect();
         (&stream)
-            .write_all(handshake("HTTP/1.1", KEY, "sec-websocket-version: 13\r\n").as_bytes())
+            .write_all(
+                handshake_at(path, "HTTP/1.1", KEY, "sec-websocket-version: 13\r\n").as_bytes(),
+            )
             .unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let (status, _) = read_head(&mut reader).unwrap();
@@ -269,6 +295,36 @@ fn silent_peer_is_pinged_then_closed_with_1001_and_cancelled_with_timeout() {
     assert!(after >= idle, "closed after {after:?}, before {idle:?}");
     assert!(after < idle * 10, "closed only after {after:?}");
     assert_stream_ended(&t, &reasons, CancelKind::Timeout);
+}
+
+#[test]
+fn peer_that_keeps_sending_but_reads_nothing_is_cancelled_with_timeout_after_send_timeout() {
+    let send = Duration::from_millis(300);
+    let (t, reasons) = start(
+        ServerConfig::default()
+            .send_timeout(send)
+            .websocket_idle_timeout(Duration::from_secs(60)),
+    );
+    let mut ws = RawWs::open_at(&t, "/flood");
+    // Pings keep the peer heard (no idle timeout) while it reads nothing: the server's
+    // messages pile up in the socket buffers until a send cannot finish.
+    let opened = Instant::now();
+    let ping = frame(FIN | PING, b"here", true);
+    let kind = loop {
+        ws.write(&ping);
+        if let Ok(kind) = reasons.recv_timeout(Duration::from_millis(50)) {
+            break kind;
+        }
+        assert!(opened.elapsed() < LONG, "the flood was never cut off");
+    };
+    assert_eq!(kind, CancelKind::Timeout);
+    assert!(
+        opened.elapsed() >= send,
+        "cancelled after {:?}",
+        opened.elapsed()
+    );
+    drop(ws);
+    t.until("no active stream", |s| s.stats().active_streams == 0);
 }
 
 #[test]
