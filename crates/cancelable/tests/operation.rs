@@ -504,3 +504,55 @@ fn a_finished_snapshot_ends_exactly_its_duration_after_it_started() {
         );
     }
 }
+
+/// The end time is read only when some handle could show it; every way a handle outlives the
+/// run must still see one.
+#[test]
+fn every_handle_that_outlives_the_run_sees_its_end_time() {
+    fn assert_timed(cx: &cancelable::OperationContext, how: &str) {
+        let snap = cx.snapshot();
+        assert!(snap.status.is_terminal(), "{how}: {:?}", snap.status);
+        let (started, ended) = (snap.started_at.unwrap(), snap.ended_at.unwrap());
+        assert!(started <= ended, "{how}");
+        assert!(snap.duration.is_some(), "{how}");
+    }
+
+    // The body hands its own context out and completes.
+    let slot = Arc::new(Mutex::new(None));
+    let keep = slot.clone();
+    block_on(Operation::new("handed out").run(move |cx| async move {
+        *keep.lock().unwrap() = Some(cx);
+        Ok(())
+    }))
+    .unwrap();
+    assert_timed(slot.lock().unwrap().as_ref().unwrap(), "handed out");
+
+    // `current()` inside the body, kept after a cancelation.
+    let parent = CancellationToken::new();
+    let slot = Arc::new(Mutex::new(None));
+    let keep = slot.clone();
+    let cancel = parent.clone();
+    let out = block_on(
+        Operation::new("current")
+            .parent(&parent)
+            .run(move |_| async move {
+                *keep.lock().unwrap() = cancelable::current();
+                cancel.cancel();
+                future::pending::<Result<(), Cancelled>>().await
+            }),
+    );
+    assert!(out.is_err());
+    assert_timed(slot.lock().unwrap().as_ref().unwrap(), "current()");
+
+    // A clone taken before the run future is dropped unfinished.
+    let run = Operation::new("dropped").run(|_| future::pending::<Result<(), Cancelled>>());
+    let cx = run.context().clone();
+    drop(run);
+    assert_timed(&cx, "dropped unfinished");
+
+    // A failing `try_run`.
+    let run = Operation::new("failed").try_run(|_| async { Err::<(), _>("no") });
+    let cx = run.context().clone();
+    assert!(block_on(run).is_err());
+    assert_timed(&cx, "failed");
+}

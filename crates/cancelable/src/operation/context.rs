@@ -131,18 +131,28 @@ impl<K: Flavor> Shared<K> {
 
     /// Records the terminal status, once: later calls change nothing and return `false`.
     ///
+    /// The clock is read only if someone can see the end time: a registry, a status callback,
+    /// or another handle than the caller's `this` (a clone of the context, which a later
+    /// snapshot could be made from). With `this` the only handle none can be made any more.
+    ///
     /// # Safety
     /// As for [`start`](Self::start).
     pub(crate) unsafe fn finish(
-        &self,
+        this: &Arc<Self>,
         status: OperationStatus,
         reason: Option<CancelReason>,
         error: Option<String>,
     ) -> bool {
+        #[cfg(feature = "std")]
+        let timed =
+            this.registration.is_some() || this.callbacks.is_some() || Arc::strong_count(this) > 1;
+        // Without `std` there is no clock.
+        #[cfg(not(feature = "std"))]
+        let timed = false;
         // SAFETY: forwarded to the caller.
-        let changed = unsafe { self.record.finish(status, reason, error) };
+        let changed = unsafe { this.record.finish(status, reason, error, timed) };
         if changed {
-            self.announce(status);
+            this.announce(status);
         }
         changed
     }
@@ -152,11 +162,11 @@ impl<K: Flavor> Shared<K> {
     ///
     /// # Safety
     /// As for [`start`](Self::start).
-    pub(crate) unsafe fn finish_cancelled(&self, fallback: CancelReason) -> Cancelled {
-        self.token.cancel_with(fallback);
-        let reason = self.token.reason().unwrap_or_default();
+    pub(crate) unsafe fn finish_cancelled(this: &Arc<Self>, fallback: CancelReason) -> Cancelled {
+        this.token.cancel_with(fallback);
+        let reason = this.token.reason().unwrap_or_default();
         // SAFETY: forwarded to the caller.
-        unsafe { self.finish(OperationStatus::Cancelled, Some(reason.clone()), None) };
+        unsafe { Self::finish(this, OperationStatus::Cancelled, Some(reason.clone()), None) };
         Cancelled::new(reason)
     }
 

@@ -145,7 +145,8 @@ impl Record {
     }
 
     /// Records the terminal `status` with its reason (`Cancelled`) or error (`Failed`), once:
-    /// later calls change nothing and return `false`.
+    /// later calls change nothing and return `false`. Without `timed` the clock is not read
+    /// (for a record nobody can copy any more).
     ///
     /// # Safety
     /// As for [`start`](Self::start).
@@ -154,6 +155,7 @@ impl Record {
         status: OperationStatus,
         reason: Option<CancelReason>,
         error: Option<String>,
+        #[cfg_attr(not(feature = "std"), allow(unused_variables))] timed: bool,
     ) -> bool {
         debug_assert!(status.is_terminal());
         let before = decode(self.status.load(Ordering::Relaxed));
@@ -165,7 +167,7 @@ impl Record {
         // the status is `Pending`), and the caller promises no other writer.
         unsafe {
             #[cfg(feature = "std")]
-            {
+            if timed {
                 let now = Instant::now();
                 if before == OperationStatus::Pending {
                     self.started.set(Some(now));

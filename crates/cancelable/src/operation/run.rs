@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use crate::reason::{CancelReason, Cancelled};
 use crate::wait::WaitForCancellationFutureOwned;
 
-use super::context::OperationContext;
+use super::context::{OperationContext, Shared};
 use super::flavor::{BoxedSource, Flavor, Sendable};
 use super::status::OperationStatus;
 
@@ -64,7 +64,8 @@ pin_project! {
                 // SAFETY: the driver owns the operation's transitions, and its drop cannot run
                 // during its own poll.
                 unsafe {
-                    this.cx.shared.finish_cancelled(
+                    Shared::finish_cancelled(
+                        &this.cx.shared,
                         CancelReason::manual().with_message("the operation's future was dropped before it finished"),
                     )
                 };
@@ -148,7 +149,14 @@ where
         this.sources.clear();
         let reason = shared.token.reason().unwrap_or_default();
         // SAFETY: in the driver's poll (see `start` above).
-        unsafe { shared.finish(OperationStatus::Cancelled, Some(reason.clone()), None) };
+        unsafe {
+            Shared::finish(
+                shared,
+                OperationStatus::Cancelled,
+                Some(reason.clone()),
+                None,
+            )
+        };
         Poll::Ready(Ended::Cancelled(Cancelled::new(reason)))
     }
 }
@@ -163,14 +171,14 @@ impl<F, Fut, K: Flavor> Driver<F, Fut, K> {
     ) -> bool {
         // SAFETY: only the driver changes its operation's status, through `&mut` (here pinned),
         // so no other change runs at the same time.
-        unsafe { self.cx.shared.finish(status, reason, error) }
+        unsafe { Shared::finish(&self.cx.shared, status, reason, error) }
     }
 
     /// Records the operation's cancelation (see
     /// [`Shared::finish_cancelled`](super::context::Shared::finish_cancelled)).
     fn finish_cancelled(self: Pin<&mut Self>, fallback: CancelReason) -> Cancelled {
         // SAFETY: as in `finish`.
-        unsafe { self.cx.shared.finish_cancelled(fallback) }
+        unsafe { Shared::finish_cancelled(&self.cx.shared, fallback) }
     }
 }
 
@@ -222,10 +230,7 @@ where
         Err(payload) => {
             let message = panic_message(&*payload);
             // SAFETY: in the driver's poll, which owns the operation's transitions.
-            unsafe {
-                op.shared
-                    .finish(OperationStatus::Failed, None, Some(message))
-            };
+            unsafe { Shared::finish(&op.shared, OperationStatus::Failed, None, Some(message)) };
             std::panic::resume_unwind(payload)
         }
     }
