@@ -48,14 +48,15 @@
 //! | a response the client does not read | `send_timeout` | connection closed |
 //!
 //! On HTTP/2 the same bounds hold for the connection, with these differences (past any of
-//! them, every request of the connection still waiting for its response is cancelled with
-//! `Timeout`, and the connection closed after a `GOAWAY`):
+//! them, every request of the connection whose response is not sent in full is cancelled
+//! with `Timeout`, and the connection closed after a `GOAWAY`):
 //!
 //! | phase | bound |
 //! |---|---|
 //! | no stream open: before the first request, then between requests | `header_read_timeout`, then `idle_timeout` |
 //! | a header block left open (`HEADERS` without `END_HEADERS`) | `header_read_timeout` |
 //! | a request body the client owes | `body_read_timeout` and `min_body_rate`, counted only while the client holds flow-control credit for a body that has not ended, so a handler that leaves its body unread never holds it against the client; a client that keeps a request body open on purpose (streaming) must send within `body_read_timeout` |
+//! | a response the client grants no flow-control credit for (it reads every frame but sends no `WINDOW_UPDATE` for a stream or the connection once the window is used up) | `send_timeout`, counted from the moment a response under way has no credit left |
 //! | streams open at once | `max_concurrent_streams`; past it a new stream is refused (`RST_STREAM`, `REFUSED_STREAM`) |
 //! | a header list | 16 KiB; past it the request is answered `431` |
 //! | buffered request body bytes | 1 MiB per connection (the flow-control windows) |
@@ -158,7 +159,8 @@ pub struct ServerConfig {
     pub min_body_rate: u64,
     /// The longest a response may make no progress because the client does not read it (30 s);
     /// then the connection is closed (and the request in flight, if any, cancelled with
-    /// `Timeout`). A WebSocket message that takes longer to go out ends its stream the same
+    /// `Timeout`). On HTTP/2 this also bounds a response the client grants no flow-control
+    /// credit for. A WebSocket message that takes longer to go out ends its stream the same
     /// way.
     pub send_timeout: Duration,
 

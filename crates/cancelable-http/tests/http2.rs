@@ -581,6 +581,73 @@ fn a_body_the_handler_leaves_unread_is_not_held_against_the_client() {
 }
 
 #[test]
+fn a_response_the_client_grants_no_credit_for_closes_the_connection_after_the_send_timeout() {
+    // The client reads every frame, so the socket never stalls, but it gives each stream 50
+    // bytes of credit and never grants more.
+    let bound = Duration::from_millis(300);
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default().send_timeout(bound), probe);
+    let mut raw = raw::Client::connect(t.addr);
+    // The window parameter comes third, past the first eight payload bytes.
+    raw.write(&raw::settings(&[(0x2, 0), (0x3, 100), (0x4, 50)]));
+    raw.handshake();
+    raw.get(1, "/events");
+    let sent = Instant::now();
+    events.started(1);
+    let frames = raw.until_closed();
+    let (path, kind, _) = events.cancelled(sent);
+    assert_eq!((path.as_str(), kind), ("/events", CancelKind::Timeout));
+    let took = sent.elapsed();
+    assert!(
+        took >= bound - Duration::from_millis(50),
+        "closed after {took:?}"
+    );
+    assert!(took < LONG, "{took:?}");
+    let data: usize = (frames.iter())
+        .filter(|f| f.kind == raw::DATA && f.stream == 1)
+        .map(|f| f.payload.len())
+        .sum();
+    assert_eq!(
+        data, 50,
+        "the server sends what the window allows, then waits"
+    );
+    assert!(frames.iter().any(|f| f.kind == raw::GOAWAY), "{frames:?}");
+    t.until("every request counted", |s| s.stats().active_requests == 0);
+}
+
+#[test]
+fn a_client_that_grants_credit_as_it_reads_keeps_a_long_response_going() {
+    // Windows of 64 bytes: the server runs out of credit every few events and waits for the
+    // client's next grant, far longer in all than the bound, never that long at once.
+    let bound = Duration::from_millis(100);
+    let (probe, events) = probe();
+    let t = start(ServerConfig::default().send_timeout(bound), probe);
+    smol::block_on(async {
+        let tcp = smol::net::TcpStream::connect(t.addr).await.unwrap();
+        let (client, connection) = h2::client::Builder::new()
+            .initial_window_size(64)
+            .handshake::<_, Bytes>(tcp.compat())
+            .await
+            .unwrap();
+        let _driver = smol::spawn(async move {
+            let _ = connection.await;
+        });
+        let (response, _) = send(&mut client.clone(), "/events").await;
+        let (_, token) = events.started(1).remove(0);
+        let mut body = response.await.unwrap().into_body();
+        let started = Instant::now();
+        let mut ticks = 0;
+        while started.elapsed() < 4 * bound {
+            let chunk = body.data().await.expect("the stream goes on").unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            ticks += chunk.windows(5).filter(|w| w == b"data:").count();
+        }
+        assert!(ticks >= 10, "{ticks} events");
+        assert!(!token.is_cancelled(), "{:?}", token.reason());
+    });
+}
+
+#[test]
 fn shutdown_sends_goaway_answers_503_and_waits_for_nothing_else() {
     let (probe, events) = probe();
     let mut t = start(ServerConfig::default().grace(LONG), probe);
@@ -680,6 +747,14 @@ mod raw {
         out.extend_from_slice(&stream.to_be_bytes());
         out.extend_from_slice(payload);
         out
+    }
+
+    /// A SETTINGS frame with these parameters.
+    pub fn settings(parameters: &[(u16, u32)]) -> Vec<u8> {
+        let payload: Vec<u8> = (parameters.iter())
+            .flat_map(|&(id, value)| id.to_be_bytes().into_iter().chain(value.to_be_bytes()))
+            .collect();
+        frame(SETTINGS, 0, 0, &payload)
     }
 
     /// An HPACK header block for `method path` (static table entries and literals without

@@ -5,11 +5,15 @@
 //! * a header block left open (HEADERS without END_HEADERS, CONTINUATION still due);
 //! * request bodies the client owes: a stream whose body has not ended while the client holds
 //!   flow-control credit for it (RFC 9113, section 5.2), so the body bound counts only the
-//!   time the client could send and did not, never the time a handler leaves its body unread.
+//!   time the client could send and did not, never the time a handler leaves its body unread;
+//! * responses the client withholds credit for: a response under way on a stream for which the
+//!   client granted the server no flow-control credit (its stream window, or the connection
+//!   window, used up), however well it reads every frame the server did send.
 //!
 //! hyper (through h2) parses and answers every frame; this module keeps no frame, only the
-//! 9-byte headers and the first bytes of a payload, and the credit of each open request body:
-//! memory bounded by the number of open streams, which hyper bounds.
+//! 9-byte headers, the first bytes of a payload and the client's SETTINGS entries (read as they
+//! pass), and the credit of each open stream: memory bounded by the number of open streams,
+//! which hyper bounds.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,12 +21,17 @@ use std::time::{Duration, Instant};
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
 
 const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
+
+/// The SETTINGS parameter of the window new streams open with (RFC 9113, section 6.5.2).
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 
 /// The flow-control window every connection and stream starts with before SETTINGS
 /// (RFC 9113, section 6.9.2).
@@ -30,6 +39,16 @@ const DEFAULT_WINDOW: i64 = 65_535;
 /// How many payload bytes of a frame are kept: enough for RST_STREAM, GOAWAY's last stream
 /// and error code, and WINDOW_UPDATE.
 const KEPT: usize = 8;
+
+/// What the splitter hands over.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Seen<'a> {
+    /// A frame: its header and the first bytes of its payload.
+    Frame(Frame<'a>),
+    /// One parameter of a SETTINGS frame (not an acknowledgement), from a splitter made to
+    /// read them.
+    Setting { id: u16, value: u32 },
+}
 
 /// A frame as the splitter hands it over: its header and the first bytes of its payload.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,11 +84,19 @@ pub(super) struct Splitter {
     start: [u8; KEPT],
     /// Whether the current frame was handed over.
     handed: bool,
+    /// Whether SETTINGS parameters are handed over, and whether the current frame is a
+    /// SETTINGS frame whose parameters are read.
+    read_settings: bool,
+    in_settings: bool,
+    /// The bytes of a SETTINGS parameter collected so far (six make one).
+    entry: [u8; 6],
+    entry_have: usize,
 }
 
 impl Splitter {
-    /// A splitter that passes over `skip` bytes first.
-    pub(super) fn new(skip: usize) -> Self {
+    /// A splitter that passes over `skip` bytes first, and hands over SETTINGS parameters if
+    /// `read_settings`.
+    pub(super) fn new(skip: usize, read_settings: bool) -> Self {
         Self {
             skip,
             head: [0; 9],
@@ -78,12 +105,17 @@ impl Splitter {
             pos: 0,
             start: [0; KEPT],
             handed: false,
+            read_settings,
+            in_settings: false,
+            entry: [0; 6],
+            entry_have: 0,
         }
     }
 
     /// Feeds the next bytes; `on` gets each frame once, as soon as its header and its first
-    /// payload bytes (at most 8) are in.
-    pub(super) fn feed(&mut self, mut bytes: &[u8], on: &mut impl FnMut(Frame<'_>)) {
+    /// payload bytes (at most 8) are in, and each SETTINGS parameter as soon as its six bytes
+    /// are.
+    pub(super) fn feed(&mut self, mut bytes: &[u8], on: &mut impl FnMut(Seen<'_>)) {
         loop {
             if self.skip > 0 {
                 if bytes.is_empty() {
@@ -105,32 +137,51 @@ impl Splitter {
                 if self.have < 9 {
                     return;
                 }
-                let [a, b, c, ..] = self.head;
+                let [a, b, c, kind, flags, ..] = self.head;
                 self.len = u32::from_be_bytes([0, a, b, c]) as usize;
                 self.pos = 0;
                 self.handed = false;
+                // On stream 0 only; a SETTINGS frame elsewhere is a connection error for hyper.
+                self.in_settings = self.read_settings
+                    && kind == SETTINGS
+                    && flags & ACK == 0
+                    && self.head[5..] == [0; 4];
+                self.entry_have = 0;
             }
             let kept = self.len.min(KEPT);
+            let n = (self.len - self.pos).min(bytes.len());
+            let (payload, rest) = bytes.split_at(n);
             if self.pos < kept {
-                let n = (kept - self.pos).min(bytes.len());
-                self.start[self.pos..self.pos + n].copy_from_slice(&bytes[..n]);
-                self.pos += n;
-                bytes = &bytes[n..];
+                let k = (kept - self.pos).min(n);
+                self.start[self.pos..self.pos + k].copy_from_slice(&payload[..k]);
             }
+            if self.in_settings {
+                for &byte in payload {
+                    self.entry[self.entry_have] = byte;
+                    self.entry_have += 1;
+                    if self.entry_have == 6 {
+                        self.entry_have = 0;
+                        let [i0, i1, v0, v1, v2, v3] = self.entry;
+                        on(Seen::Setting {
+                            id: u16::from_be_bytes([i0, i1]),
+                            value: u32::from_be_bytes([v0, v1, v2, v3]),
+                        });
+                    }
+                }
+            }
+            self.pos += n;
+            bytes = rest;
             if !self.handed && self.pos >= kept {
                 self.handed = true;
                 let [.., kind, flags, s0, s1, s2, s3] = self.head;
-                on(Frame {
+                on(Seen::Frame(Frame {
                     kind,
                     flags,
                     stream: u32::from_be_bytes([s0, s1, s2, s3]) & 0x7fff_ffff,
                     len: self.len,
                     start: &self.start[..kept],
-                });
+                }));
             }
-            let n = (self.len - self.pos).min(bytes.len());
-            self.pos += n;
-            bytes = &bytes[n..];
             if self.pos < self.len {
                 return; // the rest of this payload is in later bytes
             }
@@ -174,6 +225,23 @@ pub(super) struct Client {
     body_bytes: u64,
     blocked_since: Option<Instant>,
     blocked: Duration,
+    /// The window the client gives each new stream for the server's DATA (its
+    /// SETTINGS_INITIAL_WINDOW_SIZE).
+    response_window: i64,
+    /// The server's connection-level credit with the client.
+    response_credit: i64,
+    /// Open streams (at most `max_bodies`): stream id → the server's credit on it, and
+    /// whether a response is under way on it (its HEADERS sent, its end not yet).
+    streams: HashMap<u32, Stream>,
+    /// Since when a response under way has had no credit to go on with.
+    starved_since: Option<Instant>,
+}
+
+/// The server's side of one open stream.
+#[derive(Debug)]
+struct Stream {
+    credit: i64,
+    responding: bool,
 }
 
 impl Watch {
@@ -181,8 +249,8 @@ impl Watch {
     /// client's bytes start with the 24-byte connection preface.
     pub(super) fn new(stream_window: u32, max_bodies: usize) -> Self {
         Self {
-            received: Splitter::new(24),
-            sent: Splitter::new(0),
+            received: Splitter::new(24, true),
+            sent: Splitter::new(0, false),
             client: Client {
                 stream_window: i64::from(stream_window),
                 credit: DEFAULT_WINDOW,
@@ -196,6 +264,10 @@ impl Watch {
                 body_bytes: 0,
                 blocked_since: None,
                 blocked: Duration::ZERO,
+                response_window: DEFAULT_WINDOW,
+                response_credit: DEFAULT_WINDOW,
+                streams: HashMap::new(),
+                starved_since: None,
             },
         }
     }
@@ -206,14 +278,21 @@ impl Watch {
             received, client, ..
         } = self;
         let mut data = false;
-        received.feed(bytes, &mut |frame| data |= client.received(&frame, now));
+        received.feed(bytes, &mut |seen| match seen {
+            Seen::Frame(frame) => data |= client.received(&frame, now),
+            Seen::Setting { id, value } => client.setting(id, value),
+        });
         client.settle(now, data);
     }
 
     /// Bytes to the client (as far as the socket took them).
     pub(super) fn sent(&mut self, bytes: &[u8], now: Instant) {
         let Self { sent, client, .. } = self;
-        sent.feed(bytes, &mut |frame| client.sent(&frame));
+        sent.feed(bytes, &mut |seen| {
+            if let Seen::Frame(frame) = seen {
+                client.sent(&frame);
+            }
+        });
         client.settle(now, false);
     }
 
@@ -234,6 +313,11 @@ impl Client {
                     self.last_stream = id;
                     if !end_stream && self.bodies.len() < self.max_bodies {
                         self.bodies.insert(id, self.stream_window);
+                    }
+                    if self.streams.len() < self.max_bodies {
+                        let credit = self.response_window;
+                        let responding = false;
+                        self.streams.insert(id, Stream { credit, responding });
                     }
                 } else if end_stream {
                     self.bodies.remove(&id); // trailers end the body
@@ -258,16 +342,57 @@ impl Client {
             }
             RST_STREAM => {
                 self.bodies.remove(&frame.stream);
+                self.streams.remove(&frame.stream);
             }
             GOAWAY => self.failed |= frame.word(4).is_some_and(|code| code != 0),
+            WINDOW_UPDATE => {
+                let grant = i64::from(frame.word(0).unwrap_or(0) & 0x7fff_ffff);
+                if frame.stream == 0 {
+                    self.response_credit = self.response_credit.saturating_add(grant);
+                } else if let Some(stream) = self.streams.get_mut(&frame.stream) {
+                    stream.credit = stream.credit.saturating_add(grant);
+                }
+            }
             _ => {}
         }
         false
     }
 
+    /// A SETTINGS parameter from the client: a new initial window moves the credit of every
+    /// open stream by the difference (RFC 9113, section 6.9.2).
+    fn setting(&mut self, id: u16, value: u32) {
+        if id != SETTINGS_INITIAL_WINDOW_SIZE {
+            return;
+        }
+        let value = i64::from(value);
+        let change = value - self.response_window;
+        self.response_window = value;
+        for stream in self.streams.values_mut() {
+            stream.credit = stream.credit.saturating_add(change);
+        }
+    }
+
     /// A frame from the server.
     fn sent(&mut self, frame: &Frame<'_>) {
+        let end_stream = frame.flags & END_STREAM != 0;
         match frame.kind {
+            DATA => {
+                let len = i64::try_from(frame.len).unwrap_or(i64::MAX);
+                self.response_credit = self.response_credit.saturating_sub(len);
+                if end_stream {
+                    self.streams.remove(&frame.stream);
+                } else if let Some(stream) = self.streams.get_mut(&frame.stream) {
+                    stream.credit = stream.credit.saturating_sub(len);
+                }
+            }
+            HEADERS if end_stream => {
+                self.streams.remove(&frame.stream);
+            }
+            HEADERS => {
+                if let Some(stream) = self.streams.get_mut(&frame.stream) {
+                    stream.responding = true;
+                }
+            }
             WINDOW_UPDATE => {
                 let grant = i64::from(frame.word(0).unwrap_or(0) & 0x7fff_ffff);
                 if frame.stream == 0 {
@@ -278,6 +403,7 @@ impl Client {
             }
             RST_STREAM => {
                 self.bodies.remove(&frame.stream);
+                self.streams.remove(&frame.stream);
             }
             _ => {}
         }
@@ -285,6 +411,15 @@ impl Client {
 
     /// Updates what the client owes after some frames; `data` if body bytes came.
     fn settle(&mut self, now: Instant, data: bool) {
+        let starved = self
+            .streams
+            .values()
+            .any(|stream| stream.responding && (stream.credit <= 0 || self.response_credit <= 0));
+        if !starved {
+            self.starved_since = None;
+        } else if self.starved_since.is_none() {
+            self.starved_since = Some(now);
+        }
         if self.bodies.is_empty() {
             self.bodies_since = None;
             self.body_bytes = 0;
@@ -306,6 +441,12 @@ impl Client {
             self.owing_since = None;
             self.blocked_since.get_or_insert(now);
         }
+    }
+
+    /// Since when a response under way has had no flow-control credit from the client to go
+    /// on with (`None` while every response under way has some).
+    pub(super) fn starved_since(&self) -> Option<Instant> {
+        self.starved_since
     }
 
     /// When the client's open request bodies are overdue: `timeout` after the last body
@@ -340,42 +481,88 @@ mod tests {
         out
     }
 
-    fn split(bytes: &[u8], at: &[usize]) -> Vec<(u8, u8, u32, usize, Vec<u8>)> {
-        let mut splitter = Splitter::new(3);
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Frame(u8, u8, u32, usize, Vec<u8>),
+        Setting(u16, u32),
+    }
+
+    fn split(bytes: &[u8], at: &[usize]) -> Vec<Got> {
+        let mut splitter = Splitter::new(3, true);
         let mut out = Vec::new();
         let mut from = 0;
         for &to in at.iter().chain(Some(&bytes.len())) {
-            splitter.feed(&bytes[from..to], &mut |f| {
-                out.push((f.kind, f.flags, f.stream, f.len, f.start.to_vec()))
+            splitter.feed(&bytes[from..to], &mut |seen| {
+                out.push(match seen {
+                    Seen::Frame(f) => {
+                        Got::Frame(f.kind, f.flags, f.stream, f.len, f.start.to_vec())
+                    }
+                    Seen::Setting { id, value } => Got::Setting(id, value),
+                })
             });
             from = to;
         }
         out
     }
 
+    fn settings(entries: &[(u16, u32)]) -> Vec<u8> {
+        let payload: Vec<u8> = entries
+            .iter()
+            .flat_map(|&(id, value)| id.to_be_bytes().into_iter().chain(value.to_be_bytes()))
+            .collect();
+        frame(SETTINGS, 0, 0, &payload)
+    }
+
     #[test]
-    fn frames_are_found_whatever_the_split() {
+    fn frames_and_settings_are_found_whatever_the_split() {
         let mut bytes = b"pre".to_vec();
         bytes.extend(frame(HEADERS, END_HEADERS, 1, b"abc"));
         bytes.extend(frame(DATA, END_STREAM, 1, &[7; 100]));
+        bytes.extend(settings(&[(1, 4096), (3, 100), (4, 50)]));
+        bytes.extend(frame(SETTINGS, ACK, 0, &[]));
         bytes.extend(frame(GOAWAY, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 2, 9, 9]));
         bytes.extend(frame(WINDOW_UPDATE, 0, 3, &[]));
         let whole = split(&bytes, &[]);
         assert_eq!(
             whole,
             [
-                (HEADERS, END_HEADERS, 1, 3, b"abc".to_vec()),
-                (DATA, END_STREAM, 1, 100, vec![7; 8]),
-                (GOAWAY, 0, 0, 10, vec![0, 0, 0, 1, 0, 0, 0, 2]),
-                (WINDOW_UPDATE, 0, 3, 0, vec![]),
+                Got::Frame(HEADERS, END_HEADERS, 1, 3, b"abc".to_vec()),
+                Got::Frame(DATA, END_STREAM, 1, 100, vec![7; 8]),
+                Got::Setting(1, 4096),
+                Got::Setting(3, 100),
+                Got::Setting(4, 50),
+                Got::Frame(SETTINGS, 0, 0, 18, vec![0, 1, 0, 0, 16, 0, 0, 3]),
+                Got::Frame(SETTINGS, ACK, 0, 0, vec![]),
+                Got::Frame(GOAWAY, 0, 0, 10, vec![0, 0, 0, 1, 0, 0, 0, 2]),
+                Got::Frame(WINDOW_UPDATE, 0, 3, 0, vec![]),
             ]
         );
         for i in 0..=bytes.len() {
-            assert_eq!(split(&bytes, &[i]), whole, "split at {i}");
+            let once = split(&bytes, &[i]);
+            assert_eq!(settings_of(&once), settings_of(&whole), "split at {i}");
+            assert_eq!(frames_of(&once), frames_of(&whole), "split at {i}");
             for j in i..=bytes.len() {
-                assert_eq!(split(&bytes, &[i, j]), whole, "split at {i} and {j}");
+                let twice = split(&bytes, &[i, j]);
+                assert_eq!(
+                    settings_of(&twice),
+                    settings_of(&whole),
+                    "split at {i}, {j}"
+                );
+                assert_eq!(frames_of(&twice), frames_of(&whole), "split at {i}, {j}");
             }
         }
+    }
+
+    /// A frame may be handed over before or after the parameters of its payload, depending
+    /// on where the bytes split; each kind keeps its order.
+    fn frames_of(got: &[Got]) -> Vec<&Got> {
+        got.iter().filter(|g| matches!(g, Got::Frame(..))).collect()
+    }
+
+    fn settings_of(got: &[Got]) -> Vec<&Got> {
+        got.iter()
+            .filter(|g| matches!(g, Got::Setting(..)))
+            .collect()
     }
 
     fn watch() -> (Watch, Instant) {
@@ -458,5 +645,75 @@ mod tests {
         w.received(&frame(HEADERS, END_HEADERS, 1, b"h"), t0);
         w.sent(&frame(RST_STREAM, 0, 1, &0u32.to_be_bytes()), t0);
         assert_eq!(w.client().body_deadline(S, 0), None);
+    }
+
+    #[test]
+    fn a_response_out_of_credit_starves_until_the_client_grants_more() {
+        let (mut w, t0) = watch();
+        // The client's streams take 50 bytes of the server's DATA; its parameter sits past
+        // the first eight payload bytes.
+        w.received(&settings(&[(1, 4096), (3, 100), (4, 50)]), t0);
+        w.received(&frame(HEADERS, END_STREAM | END_HEADERS, 1, b"h"), t0);
+        w.sent(&frame(HEADERS, END_HEADERS, 1, b"h"), t0);
+        w.sent(&frame(DATA, 0, 1, &[0; 30]), t0);
+        assert_eq!(w.client().starved_since(), None, "20 bytes of credit left");
+        w.sent(&frame(DATA, 0, 1, &[0; 20]), t0 + S);
+        assert_eq!(w.client().starved_since(), Some(t0 + S));
+        // Frames the client sends meanwhile change nothing.
+        w.received(
+            &frame(WINDOW_UPDATE, 0, 0, &100u32.to_be_bytes()),
+            t0 + 2 * S,
+        );
+        assert_eq!(w.client().starved_since(), Some(t0 + S));
+        w.received(
+            &frame(WINDOW_UPDATE, 0, 1, &10u32.to_be_bytes()),
+            t0 + 3 * S,
+        );
+        assert_eq!(w.client().starved_since(), None);
+        // A larger initial window gives the open stream the difference too.
+        w.sent(&frame(DATA, 0, 1, &[0; 10]), t0 + 4 * S);
+        assert_eq!(w.client().starved_since(), Some(t0 + 4 * S));
+        w.received(&settings(&[(4, 80)]), t0 + 5 * S);
+        assert_eq!(w.client().starved_since(), None);
+        // The connection window runs out as well: 65,535 + 100 granted, 90 sent so far.
+        w.sent(&frame(DATA, 0, 1, &[0; 30]), t0 + 6 * S);
+        assert_eq!(w.client().starved_since(), Some(t0 + 6 * S));
+        w.received(
+            &frame(WINDOW_UPDATE, 0, 1, &1_000_000u32.to_be_bytes()),
+            t0 + 7 * S,
+        );
+        assert_eq!(w.client().starved_since(), None);
+        w.sent(&frame(DATA, 0, 1, &[0; 65_545]), t0 + 8 * S);
+        assert_eq!(
+            w.client().starved_since(),
+            Some(t0 + 8 * S),
+            "connection window spent"
+        );
+        // The response's end (or a reset) ends the wait.
+        w.sent(&frame(DATA, END_STREAM, 1, &[]), t0 + 9 * S);
+        assert_eq!(w.client().starved_since(), None);
+    }
+
+    #[test]
+    fn a_stream_without_a_response_under_way_is_never_starved() {
+        let (mut w, t0) = watch();
+        w.received(&settings(&[(4, 0)]), t0);
+        w.received(&frame(HEADERS, END_STREAM | END_HEADERS, 1, b"h"), t0);
+        assert_eq!(
+            w.client().starved_since(),
+            None,
+            "the handler has not answered"
+        );
+        w.sent(&frame(HEADERS, END_STREAM | END_HEADERS, 1, b"h"), t0);
+        assert_eq!(
+            w.client().starved_since(),
+            None,
+            "a response without a body"
+        );
+        w.received(&frame(HEADERS, END_STREAM | END_HEADERS, 3, b"h"), t0);
+        w.sent(&frame(HEADERS, END_HEADERS, 3, b"h"), t0);
+        assert_eq!(w.client().starved_since(), Some(t0));
+        w.received(&frame(RST_STREAM, 0, 3, &8u32.to_be_bytes()), t0 + S);
+        assert_eq!(w.client().starved_since(), None, "the client reset it");
     }
 }

@@ -9,12 +9,12 @@
 //! * a RST_STREAM from the client: hyper drops that stream's service future, whose drop guard
 //!   cancels the request token with `Disconnected`; the other streams go on;
 //! * the connection closing (end of stream or error on read), or a GOAWAY with an error code
-//!   ([`frames`]): every request of the connection whose response is not produced yet is
-//!   cancelled with `Disconnected` on the spot, before hyper hears of it, and the stream tasks
+//!   ([`frames`]): every request of the connection not done yet (its response not produced,
+//!   or not sent in full) is cancelled with `Disconnected` on the spot, before hyper hears of it, and the stream tasks
 //!   end with the connection. A GOAWAY without error is a graceful goodbye: the client opens
 //!   no new streams and its requests in flight are answered (RFC 9113, section 6.8);
-//! * a bound passing (see [`server`](crate::server)): every request of the connection still
-//!   waiting for its response is cancelled with `Timeout`, and the connection closed.
+//! * a bound passing (see [`server`](crate::server)): every request of the connection not done
+//!   yet is cancelled with `Timeout`, and the connection closed.
 
 mod frames;
 
@@ -220,7 +220,8 @@ struct Link(Arc<Mutex<Shared>>);
 
 struct Shared {
     watch: Watch,
-    /// The tokens of the requests whose response is not produced yet.
+    /// The tokens of the requests not done yet (their response produced and sent, or their
+    /// stream reset).
     pending: HashMap<u64, CancellationToken>,
     /// Requests begun so far (the idle bound applies once one came, before it the header read
     /// bound).
@@ -240,9 +241,9 @@ impl Link {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A request starts: followed until its response is produced; cancelled at once if the
-    /// client is gone already.
-    fn begin(&self, token: &CancellationToken) -> Waiting {
+    /// A request starts: followed until it is done; cancelled at once if the client is gone
+    /// already.
+    fn begin(&self, token: &CancellationToken) -> InFlight {
         let mut shared = self.lock();
         shared.busy += 1;
         let key = shared.next;
@@ -255,13 +256,13 @@ impl Link {
         if gone {
             token.cancel_with(CancelReason::disconnected());
         }
-        Waiting {
+        InFlight {
             link: self.clone(),
             key,
         }
     }
 
-    /// Cancels every request waiting for its response with `reason`.
+    /// Cancels every request not done yet with `reason`.
     fn cancel_pending(&self, reason: CancelReason) {
         let tokens: Vec<_> = self.lock().pending.drain().map(|(_, t)| t).collect();
         for token in tokens {
@@ -316,11 +317,15 @@ impl Link {
             let why = "the client stopped reading the response";
             (since.checked_add(c.send_timeout), Some(why))
         });
+        let credit = client.starved_since().map(|since| {
+            let why = "the client granted no flow-control credit for the response";
+            (since.checked_add(c.send_timeout), Some(why))
+        });
         let body = (shared.busy > 0)
             .then(|| client.body_deadline(c.body_read_timeout, c.min_body_rate))
             .flatten()
             .map(|at| (Some(at), Some("the request body did not arrive in time")));
-        let next = [idle, head, send, body]
+        let next = [idle, head, send, credit, body]
             .into_iter()
             .flatten()
             .filter_map(|(at, why)| Some((at?, why)))
@@ -334,24 +339,16 @@ impl Link {
     }
 }
 
-/// A request waiting for its response: unfollowed when dropped (responded, or reset).
-struct Waiting {
+/// A request not done yet: unfollowed when dropped (its response sent, or its stream reset).
+struct InFlight {
     link: Link,
     key: u64,
 }
 
-impl Drop for Waiting {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.link.lock().pending.remove(&self.key);
-    }
-}
-
-/// A request not done yet: its end (response sent, or stream reset) is counted when dropped.
-struct Busy(Link);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        let mut shared = self.0.lock();
+        let mut shared = self.link.lock();
+        shared.pending.remove(&self.key);
         shared.busy -= 1;
         if shared.busy == 0 {
             shared.idle_since = Instant::now();
@@ -459,30 +456,26 @@ impl<S, B> Service<Request<Incoming>> for H2Service<S>
 where
     S: Service<Request<Incoming>, Response = Response<B>>,
 {
-    type Response = Response<Finish<Either<B, Full<Bytes>>, Busy>>;
+    type Response = Response<Finish<Either<B, Full<Bytes>>, InFlight>>;
     type Error = S::Error;
     type Future = H2Future<S::Future, B>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let inner = self.inner.call(req);
-        let waiting = self.link.begin(inner.token());
-        let busy = Busy(self.link.clone());
+        let in_flight = self.link.begin(inner.token());
         H2Future {
             inner,
-            waiting: Some(waiting),
-            busy: Some(busy),
+            in_flight: Some(in_flight),
         }
     }
 }
 
 pin_project! {
-    /// A [`RequestFuture`] followed by the [`Link`]: waiting until it answers, busy until its
-    /// response body is done.
+    /// A [`RequestFuture`] followed by the [`Link`] until its response body is done.
     struct H2Future<F, B> {
         #[pin]
         inner: RequestFuture<F, B>,
-        waiting: Option<Waiting>,
-        busy: Option<Busy>,
+        in_flight: Option<InFlight>,
     }
 }
 
@@ -490,16 +483,20 @@ impl<F, B, E> Future for H2Future<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Finish<Either<B, Full<Bytes>>, Busy>>, E>;
+    type Output = Result<Response<Finish<Either<B, Full<Bytes>>, InFlight>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        this.waiting.take();
-        let Some(busy) = this.busy.take() else {
+        let Some(in_flight) = this.in_flight.take() else {
             return Poll::Pending; // polled after completion
         };
-        Poll::Ready(result.map(|response| response.map(|body| Finish { body, _done: busy })))
+        Poll::Ready(result.map(|response| {
+            response.map(|body| Finish {
+                body,
+                _done: in_flight,
+            })
+        }))
     }
 }
 
