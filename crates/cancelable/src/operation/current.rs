@@ -116,6 +116,7 @@ pub fn current() -> Option<OperationContext> {
 }
 
 /// Runs `f` with `cx` on top of this thread's stack.
+#[inline]
 pub(crate) fn within<K: Flavor, R>(cx: &OperationContext<K>, f: impl FnOnce() -> R) -> R {
     /// Unlinks the frame when `within` returns or unwinds.
     struct Unlink(*const Frame);

@@ -183,6 +183,7 @@ impl<F, Fut, K: Flavor> Driver<F, Fut, K> {
 }
 
 /// Calls the body's closure if this is its first poll, then polls its future.
+#[inline]
 fn start_and_poll<F, Fut, K>(
     op: &OperationContext<K>,
     mut body: Pin<&mut Body<F, Fut>>,
