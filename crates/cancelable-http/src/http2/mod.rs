@@ -10,9 +10,10 @@
 //!   cancels the request token with `Disconnected`; the other streams go on;
 //! * the connection closing (end of stream or error on read), or a GOAWAY with an error code
 //!   ([`frames`]): every request of the connection not done yet (its response not produced,
-//!   or not sent in full) is cancelled with `Disconnected` on the spot, before hyper hears of it, and the stream tasks
-//!   end with the connection. A GOAWAY without error is a graceful goodbye: the client opens
-//!   no new streams and its requests in flight are answered (RFC 9113, section 6.8);
+//!   or not sent in full) is cancelled with `Disconnected` on the spot, before hyper hears of
+//!   it, and the stream tasks end with the connection. A GOAWAY without error is a graceful
+//!   goodbye: the client opens no new streams and its requests in flight are answered
+//!   (RFC 9113, section 6.8);
 //! * a bound passing (see [`server`](crate::server)): every request of the connection not done
 //!   yet is cancelled with `Timeout`, and the connection closed.
 
