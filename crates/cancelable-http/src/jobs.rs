@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cancelable::{
     CancelReason, CancellationToken, Cancelled, Operation, OperationContext, OperationFilter,
-    OperationSnapshot,
+    OperationSnapshot, OperationStatus,
 };
 use hyper::StatusCode;
 use parking_lot_free::Mutex;
@@ -279,14 +279,28 @@ impl Jobs {
                 Err(seen) => now = seen,
             }
         }
-        let slot = Slot(inner.clone());
+        // Made before the id: a failure to make one gives the count back.
+        let mut slot = Slot {
+            inner: inner.clone(),
+            id: None,
+        };
         let id = random_id()?;
+        // The job's live entry, inserted below before the body can run, leaves with the slot.
+        slot.id = Some(id.clone());
+        // The slot goes with the body, which the operation drops before it records the final
+        // status: whoever sees the job finished sees its slot free and its entry gone.
         let run = Operation::new(name.to_owned())
             .id(id.as_str())
             .parent(&state.token)
             .metadata("kind", "job")
             .register(&state.jobs)
-            .run(body);
+            .run(move |cx| {
+                let slot = slot;
+                async move {
+                    let _slot = slot;
+                    body(cx).await
+                }
+            });
         let cx = run.context().clone();
         cx.report_progress(0, total, "started");
         let done = CancellationToken::new();
@@ -297,11 +311,8 @@ impl Jobs {
                 done: done.clone(),
             },
         );
-        let job_id = id.clone();
         let task = state.tracker.track_future(async move {
             let _ = run.await;
-            slot.0.live.lock().remove(&job_id);
-            drop(slot); // frees the concurrency slot before `done` is observed
             done.cancel();
         });
         state.spawn(task);
@@ -361,11 +372,21 @@ impl Jobs {
             .map(|live| (live.token.clone(), live.done.clone()));
         match found {
             Some((token, done)) => {
-                if token.cancel_with(CancelReason::manual().with_message("cancelled by request")) {
-                    let _ = cancelable_smol::timeout(CANCEL_WAIT, done.cancelled()).await;
-                    CancelOutcome::Cancelled
-                } else {
+                if !token.cancel_with(CancelReason::manual().with_message("cancelled by request")) {
+                    return CancelOutcome::AlreadyFinished;
+                }
+                let _ = cancelable_smol::timeout(CANCEL_WAIT, done.cancelled()).await;
+                // A job that completed (or failed) as the cancel came keeps that status: say so.
+                let ended_otherwise = self.inner.state.jobs.get(id).is_some_and(|snap| {
+                    matches!(
+                        snap.status,
+                        OperationStatus::Completed | OperationStatus::Failed
+                    )
+                });
+                if ended_otherwise {
                     CancelOutcome::AlreadyFinished
+                } else {
+                    CancelOutcome::Cancelled
                 }
             }
             None if self.inner.state.jobs.get(id).is_some() => CancelOutcome::AlreadyFinished,
@@ -374,11 +395,18 @@ impl Jobs {
     }
 }
 
-/// One unit of the concurrency limit, released when the job's task ends (or is dropped).
-struct Slot(Arc<Inner>);
+/// One unit of the concurrency limit and the job's live entry (once it has an id), released
+/// with the job's body (or the task, if it never ran).
+struct Slot {
+    inner: Arc<Inner>,
+    id: Option<String>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.state.stats.active_jobs.fetch_sub(1, Relaxed);
+        if let Some(id) = &self.id {
+            self.inner.live.lock().remove(id);
+        }
+        self.inner.state.stats.active_jobs.fetch_sub(1, Relaxed);
     }
 }

@@ -210,3 +210,54 @@ fn a_job_outlives_its_request_and_shutdown_cancels_it() {
         JobError::ShuttingDown
     );
 }
+
+#[test]
+fn a_job_seen_finished_no_longer_counts_against_the_limit() {
+    // Whoever sees a job's final status may start the next one at once: the slot is free by
+    // then, on whatever thread the job ran.
+    let server = Server::new(ServerConfig::default());
+    let jobs = Jobs::new(&server, 1);
+    for round in 0..500 {
+        let id = jobs
+            .start("quick", None, |_| async { Ok(()) })
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let start = std::time::Instant::now();
+        while jobs.get(&id).unwrap().status != "completed" {
+            assert!(start.elapsed() < LONG, "round {round}: never completed");
+            std::thread::yield_now();
+        }
+        assert_eq!(jobs.active(), 0, "round {round}: finished, still counted");
+    }
+}
+
+#[test]
+fn a_cancel_that_comes_as_the_job_completes_reports_it_finished() {
+    // The body's last poll holds its thread until the cancel has been sent: the job completes
+    // anyway (its body returned), and the cancel must say so rather than `Cancelled`.
+    let server = Server::new(ServerConfig::default());
+    let jobs = Jobs::new(&server, 1);
+    let (in_last_poll, last_poll) = std::sync::mpsc::channel();
+    let (sent_tx, sent) = std::sync::mpsc::channel::<()>();
+    let id = jobs
+        .start("finishing", None, move |_| {
+            std::future::poll_fn(move |_| {
+                in_last_poll.send(()).unwrap();
+                sent.recv_timeout(LONG).expect("the cancel was sent");
+                std::task::Poll::Ready(Ok(()))
+            })
+        })
+        .unwrap();
+    last_poll.recv_timeout(LONG).expect("the body is polled");
+    smol::block_on(async {
+        let mut cancel = std::pin::pin!(jobs.cancel(&id));
+        // The first poll sends the cancel, then waits for the job to stop.
+        assert!(
+            futures_lite::future::poll_once(cancel.as_mut())
+                .await
+                .is_none()
+        );
+        sent_tx.send(()).unwrap();
+        assert_eq!(cancel.await, CancelOutcome::AlreadyFinished);
+    });
+    assert_eq!(jobs.get(&id).unwrap().status, "completed");
+}
