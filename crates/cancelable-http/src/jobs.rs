@@ -248,7 +248,9 @@ impl Jobs {
     /// at `0 / total`. Shutdown waits for it (it is tracked by the server's tracker).
     ///
     /// Errors: [`JobError::LimitReached`] when `limit` jobs are active,
-    /// [`JobError::ShuttingDown`] once the server token is cancelled.
+    /// [`JobError::ShuttingDown`] once the server token is cancelled. A job stops counting
+    /// against the limit before its final status shows: once [`get`](Jobs::get) says it ended,
+    /// the next `start` has its place.
     ///
     /// ```
     /// # smol::block_on(async {
@@ -355,7 +357,9 @@ impl Jobs {
     }
 
     /// Cancels a live job with reason `manual` and waits (up to 2 s) until it has stopped, so
-    /// a `GET` right after shows it `cancelled`. See [`CancelOutcome`].
+    /// a `GET` right after shows it `cancelled`. A job whose body returned as the cancel came
+    /// keeps `completed`, and the answer is [`CancelOutcome::AlreadyFinished`]: the outcome
+    /// always agrees with the status the job keeps. See [`CancelOutcome`].
     ///
     /// ```
     /// # smol::block_on(async {
