@@ -716,4 +716,66 @@ mod tests {
         w.received(&frame(RST_STREAM, 0, 3, &8u32.to_be_bytes()), t0 + S);
         assert_eq!(w.client().starved_since(), None, "the client reset it");
     }
+
+    #[test]
+    fn arbitrary_bytes_either_way_never_panic_and_stay_bounded() {
+        // A hostile client controls every byte one way and, through its requests, much of the
+        // other: whatever comes, the watch must not panic, and what it keeps stays bounded.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let t0 = Instant::now();
+        let (mut starved, mut owed) = (false, false);
+        for round in 0..400 {
+            // Odd rounds: well-formed frames with random fields (every path of the watch), on
+            // few streams or on many; even rounds: garbage, which soon reads as one huge frame.
+            let garbage = round % 2 == 0;
+            let few = round % 4 == 1;
+            let (mut w, _) = watch();
+            let mut fresh = 1;
+            for step in 0..300u64 {
+                let bytes = if garbage {
+                    (0..next() % 48).map(|_| next() as u8).collect()
+                } else {
+                    let kind = (next() % 10) as u8;
+                    let mut stream = if few {
+                        [0, 1, 3][(next() % 3) as usize]
+                    } else if next() % 2 == 0 {
+                        fresh += 2; // a new stream
+                        fresh
+                    } else {
+                        (next() % 256) as u32
+                    };
+                    let mut flags = next() as u8;
+                    let mut payload: Vec<u8> = (0..next() % 20).map(|_| next() as u8).collect();
+                    if kind == SETTINGS && next() % 2 == 0 {
+                        // A small initial window, so that responses run out of credit.
+                        let window = next() as u32 % 64;
+                        payload = [0, 4].into_iter().chain(window.to_be_bytes()).collect();
+                        (flags, stream) = (0, 0);
+                    }
+                    frame(kind, flags, stream, &payload)
+                };
+                let now = t0 + Duration::from_millis(step);
+                if next() % 2 == 0 {
+                    w.received(&bytes, now);
+                } else {
+                    w.sent(&bytes, now);
+                }
+                let client = w.client();
+                assert!(client.bodies.len() <= 8, "round {round}");
+                assert!(client.streams.len() <= 8, "round {round}");
+                owed |= client.body_deadline(S, 1000).is_some();
+                starved |= client.starved_since().is_some();
+            }
+        }
+        assert!(
+            owed && starved,
+            "the frames reached both bounds' paths: {owed} {starved}"
+        );
+    }
 }
