@@ -270,6 +270,8 @@ impl Jobs {
         if state.token.is_cancelled() {
             return Err(JobError::ShuttingDown);
         }
+        // Before the count is taken: a failure to make an id then has nothing to give back.
+        let id = random_id()?;
         let active = &state.stats.active_jobs;
         let mut now = active.load(Acquire);
         loop {
@@ -281,14 +283,11 @@ impl Jobs {
                 Err(seen) => now = seen,
             }
         }
-        // Made before the id: a failure to make one gives the count back.
-        let mut slot = Slot {
-            inner: inner.clone(),
-            id: None,
-        };
-        let id = random_id()?;
         // The job's live entry, inserted below before the body can run, leaves with the slot.
-        slot.id = Some(id.clone());
+        let slot = Slot {
+            inner: inner.clone(),
+            id: id.clone(),
+        };
         // The slot goes with the body, which the operation drops before it records the final
         // status: whoever sees the job finished sees its slot free and its entry gone.
         let run = Operation::new(name.to_owned())
@@ -296,12 +295,9 @@ impl Jobs {
             .parent(&state.token)
             .metadata("kind", "job")
             .register(&state.jobs)
-            .run(move |cx| {
-                let slot = slot;
-                async move {
-                    let _slot = slot;
-                    body(cx).await
-                }
+            .run(move |cx| async move {
+                let _slot = slot;
+                body(cx).await
             });
         let cx = run.context().clone();
         cx.report_progress(0, total, "started");
@@ -399,18 +395,16 @@ impl Jobs {
     }
 }
 
-/// One unit of the concurrency limit and the job's live entry (once it has an id), released
-/// with the job's body (or the task, if it never ran).
+/// One unit of the concurrency limit and the job's live entry, released with the job's body
+/// (or with its closure, if the body never ran).
 struct Slot {
     inner: Arc<Inner>,
-    id: Option<String>,
+    id: String,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(id) = &self.id {
-            self.inner.live.lock().remove(id);
-        }
+        self.inner.live.lock().remove(&self.id);
         self.inner.state.stats.active_jobs.fetch_sub(1, Relaxed);
     }
 }

@@ -67,6 +67,11 @@ impl Frame<'_> {
         let bytes = self.start.get(at..at + 4)?;
         Some(u32::from_be_bytes(bytes.try_into().ok()?))
     }
+
+    /// The credit a WINDOW_UPDATE grants.
+    fn increment(&self) -> i64 {
+        i64::from(self.word(0).unwrap_or(0) & 0x7fff_ffff)
+    }
 }
 
 /// Finds the frame boundaries of one direction of a connection in bytes of any split.
@@ -208,9 +213,9 @@ pub(super) struct Client {
     credit: i64,
     /// Open request bodies: stream id → the client's credit on that stream.
     bodies: HashMap<u32, i64>,
-    /// The most open bodies followed; more are left to hyper, which refuses streams past its
-    /// limit anyway.
-    max_bodies: usize,
+    /// The most open bodies, and the most open responses, followed; more are left to hyper,
+    /// which refuses streams past its limit anyway.
+    max_streams: usize,
     /// The highest stream id the client opened.
     last_stream: u32,
     /// The client sent a GOAWAY with an error code: it declared the connection dead.
@@ -225,29 +230,31 @@ pub(super) struct Client {
     body_bytes: u64,
     blocked_since: Option<Instant>,
     blocked: Duration,
-    /// The window the client gives each new stream for the server's DATA (its
-    /// SETTINGS_INITIAL_WINDOW_SIZE).
+    /// The window the client gives each stream for the server's DATA (its
+    /// SETTINGS_INITIAL_WINDOW_SIZE): a change moves every open stream's credit with it.
     response_window: i64,
     /// The server's connection-level credit with the client.
     response_credit: i64,
-    /// Open streams (at most `max_bodies`): stream id → the server's credit on it, and
-    /// whether a response is under way on it (its HEADERS sent, its end not yet).
-    streams: HashMap<u32, Stream>,
+    /// Streams the client opened whose response has not ended: stream id → the server's side.
+    responses: HashMap<u32, Response>,
     /// Since when a response under way has had no credit to go on with.
     starved_since: Option<Instant>,
 }
 
 /// The server's side of one open stream.
-#[derive(Debug)]
-struct Stream {
-    credit: i64,
-    responding: bool,
+#[derive(Debug, Default)]
+struct Response {
+    /// The client's grants on this stream less the server's DATA on it: the server's credit
+    /// is this plus `response_window`, so a new initial window reaches every stream at once.
+    granted: i64,
+    /// The response's HEADERS went out, its end not yet.
+    under_way: bool,
 }
 
 impl Watch {
     /// The watch of a connection whose streams open with `stream_window` bytes of credit; the
     /// client's bytes start with the 24-byte connection preface.
-    pub(super) fn new(stream_window: u32, max_bodies: usize) -> Self {
+    pub(super) fn new(stream_window: u32, max_streams: usize) -> Self {
         Self {
             received: Splitter::new(24, true),
             sent: Splitter::new(0, false),
@@ -255,7 +262,7 @@ impl Watch {
                 stream_window: i64::from(stream_window),
                 credit: DEFAULT_WINDOW,
                 bodies: HashMap::new(),
-                max_bodies,
+                max_streams,
                 last_stream: 0,
                 failed: false,
                 header_block: None,
@@ -266,7 +273,7 @@ impl Watch {
                 blocked: Duration::ZERO,
                 response_window: DEFAULT_WINDOW,
                 response_credit: DEFAULT_WINDOW,
-                streams: HashMap::new(),
+                responses: HashMap::new(),
                 starved_since: None,
             },
         }
@@ -311,13 +318,11 @@ impl Client {
                 let id = frame.stream;
                 if id % 2 == 1 && id > self.last_stream {
                     self.last_stream = id;
-                    if !end_stream && self.bodies.len() < self.max_bodies {
+                    if !end_stream && self.bodies.len() < self.max_streams {
                         self.bodies.insert(id, self.stream_window);
                     }
-                    if self.streams.len() < self.max_bodies {
-                        let credit = self.response_window;
-                        let responding = false;
-                        self.streams.insert(id, Stream { credit, responding });
+                    if self.responses.len() < self.max_streams {
+                        self.responses.insert(id, Response::default());
                     }
                 } else if end_stream {
                     self.bodies.remove(&id); // trailers end the body
@@ -342,15 +347,15 @@ impl Client {
             }
             RST_STREAM => {
                 self.bodies.remove(&frame.stream);
-                self.streams.remove(&frame.stream);
+                self.responses.remove(&frame.stream);
             }
             GOAWAY => self.failed |= frame.word(4).is_some_and(|code| code != 0),
             WINDOW_UPDATE => {
-                let grant = i64::from(frame.word(0).unwrap_or(0) & 0x7fff_ffff);
+                let grant = frame.increment();
                 if frame.stream == 0 {
                     self.response_credit = self.response_credit.saturating_add(grant);
-                } else if let Some(stream) = self.streams.get_mut(&frame.stream) {
-                    stream.credit = stream.credit.saturating_add(grant);
+                } else if let Some(response) = self.responses.get_mut(&frame.stream) {
+                    response.granted = response.granted.saturating_add(grant);
                 }
             }
             _ => {}
@@ -359,16 +364,11 @@ impl Client {
     }
 
     /// A SETTINGS parameter from the client: a new initial window moves the credit of every
-    /// open stream by the difference (RFC 9113, section 6.9.2).
+    /// open stream by the difference (RFC 9113, section 6.9.2), which the credits, kept
+    /// relative to it, do by themselves.
     fn setting(&mut self, id: u16, value: u32) {
-        if id != SETTINGS_INITIAL_WINDOW_SIZE {
-            return;
-        }
-        let value = i64::from(value);
-        let change = value - self.response_window;
-        self.response_window = value;
-        for stream in self.streams.values_mut() {
-            stream.credit = stream.credit.saturating_add(change);
+        if id == SETTINGS_INITIAL_WINDOW_SIZE {
+            self.response_window = i64::from(value);
         }
     }
 
@@ -380,21 +380,21 @@ impl Client {
                 let len = i64::try_from(frame.len).unwrap_or(i64::MAX);
                 self.response_credit = self.response_credit.saturating_sub(len);
                 if end_stream {
-                    self.streams.remove(&frame.stream);
-                } else if let Some(stream) = self.streams.get_mut(&frame.stream) {
-                    stream.credit = stream.credit.saturating_sub(len);
+                    self.responses.remove(&frame.stream);
+                } else if let Some(response) = self.responses.get_mut(&frame.stream) {
+                    response.granted = response.granted.saturating_sub(len);
                 }
             }
             HEADERS if end_stream => {
-                self.streams.remove(&frame.stream);
+                self.responses.remove(&frame.stream);
             }
             HEADERS => {
-                if let Some(stream) = self.streams.get_mut(&frame.stream) {
-                    stream.responding = true;
+                if let Some(response) = self.responses.get_mut(&frame.stream) {
+                    response.under_way = true;
                 }
             }
             WINDOW_UPDATE => {
-                let grant = i64::from(frame.word(0).unwrap_or(0) & 0x7fff_ffff);
+                let grant = frame.increment();
                 if frame.stream == 0 {
                     self.credit = self.credit.saturating_add(grant);
                 } else if let Some(credit) = self.bodies.get_mut(&frame.stream) {
@@ -403,7 +403,7 @@ impl Client {
             }
             RST_STREAM => {
                 self.bodies.remove(&frame.stream);
-                self.streams.remove(&frame.stream);
+                self.responses.remove(&frame.stream);
             }
             _ => {}
         }
@@ -411,10 +411,10 @@ impl Client {
 
     /// Updates what the client owes after some frames; `data` if body bytes came.
     fn settle(&mut self, now: Instant, data: bool) {
-        let starved = self
-            .streams
-            .values()
-            .any(|stream| stream.responding && (stream.credit <= 0 || self.response_credit <= 0));
+        let window = self.response_window;
+        let connection_spent = self.response_credit <= 0;
+        let starved = (self.responses.values())
+            .any(|r| r.under_way && (connection_spent || window.saturating_add(r.granted) <= 0));
         if !starved {
             self.starved_since = None;
         } else if self.starved_since.is_none() {
@@ -768,7 +768,7 @@ mod tests {
                 }
                 let client = w.client();
                 assert!(client.bodies.len() <= 8, "round {round}");
-                assert!(client.streams.len() <= 8, "round {round}");
+                assert!(client.responses.len() <= 8, "round {round}");
                 owed |= client.body_deadline(S, 1000).is_some();
                 starved |= client.starved_since().is_some();
             }

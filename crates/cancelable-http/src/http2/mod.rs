@@ -125,13 +125,13 @@ pub(crate) async fn serve<S, B>(
     B::Error: Into<BoxError>,
 {
     let config = &state.config;
-    // Bodies followed: the streams hyper lets open, and as many refused ones in passing.
-    let max_bodies = usize::try_from(config.max_concurrent_streams)
+    // Streams followed: those hyper lets open, and as many refused ones in passing.
+    let max_streams = usize::try_from(config.max_concurrent_streams)
         .unwrap_or(usize::MAX)
         .saturating_mul(2)
         .saturating_add(16);
     let link = Link(Arc::new(Mutex::new(Shared {
-        watch: Watch::new(STREAM_WINDOW, max_bodies),
+        watch: Watch::new(STREAM_WINDOW, max_streams),
         pending: HashMap::new(),
         next: 0,
         busy: 0,
