@@ -2011,40 +2011,37 @@ fn dashboard_feed_pushes_jobs_operations_and_stats() {
     }
 }
 
-/// Threads of a process, from /proc/PID/status.
-fn threads_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("Threads in /proc/<pid>/status")
-}
-
-/// Threads of a web_app started with `args` and `env`, once it has served a request.
-fn serving_threads(args: &[&str], env: &[(&str, &str)]) -> u64 {
+/// Executor threads of a web_app started with `args` and `env`, once it has served a request:
+/// its main thread and the threads it names `web_app-worker`. Counted by name because the
+/// runtime's helper threads (a timer thread while a sleep is pending, blocking-pool threads)
+/// come and go.
+fn executor_threads(args: &[&str], env: &[(&str, &str)]) -> usize {
     let server = Server::start_with(args, env);
     assert_eq!(server.get("/process?steps=2&step_ms=1").status, 200);
-    threads_of(server.pid())
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).expect("list threads");
+    let workers = tasks
+        .map(|task| {
+            let comm = task.expect("a thread's entry").path().join("comm");
+            std::fs::read_to_string(comm).unwrap_or_default()
+        })
+        .filter(|name| name.trim_end() == "web_app-worker")
+        .count();
+    1 + workers
 }
 
 #[test]
 fn serves_on_one_executor_thread_per_core_by_default() {
-    let cores = thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let one = serving_threads(&["--threads", "1"], &[]);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(executor_threads(&["--threads", "1"], &[]), 1, "--threads 1");
+    assert_eq!(executor_threads(&["--threads", "3"], &[]), 3, "--threads 3");
     assert_eq!(
-        serving_threads(&["--threads", "3"], &[]),
-        one + 2,
-        "--threads 3"
-    );
-    assert_eq!(
-        serving_threads(&[], &[("WEB_APP_THREADS", "4")]),
-        one + 3,
+        executor_threads(&[], &[("WEB_APP_THREADS", "4")]),
+        4,
         "WEB_APP_THREADS=4"
     );
     assert_eq!(
-        serving_threads(&[], &[]),
-        one + cores - 1,
+        executor_threads(&[], &[]),
+        cores,
         "the default, {cores} cores"
     );
 }

@@ -37,7 +37,8 @@
 //! forms); `--allow-host NAME` adds a name.
 //!
 //! Handlers run on one executor thread per core (`--threads N` or `WEB_APP_THREADS=N` to
-//! change it; 1 runs everything on the main thread).
+//! change it; 1 runs everything on the main thread). The threads beside the main one are
+//! named `web_app-worker`.
 //!
 //! SIGINT or SIGTERM: graceful shutdown (the listener closes, idle connections close,
 //! requests, jobs and streams are cancelled with `shutdown`, the server waits up to 5 s for
@@ -293,6 +294,9 @@ struct Options {
     hosts: Vec<String>,
 }
 
+/// Name of the threads that run the executor beside the main thread.
+const WORKER_THREAD: &str = "web_app-worker";
+
 const USAGE: &str = "usage: web_app [--addr HOST:PORT] [--threads N] [--allow-host NAME]...";
 
 fn parse_options() -> Result<Options, String> {
@@ -389,8 +393,21 @@ fn main() -> std::process::ExitCode {
     let finished = CancellationToken::new();
     let result = std::thread::scope(|scope| {
         for _ in 1..options.threads.get() {
-            let (executor, finished) = (executor.clone(), finished.clone());
-            scope.spawn(move || smol::block_on(executor.run(finished.cancelled())));
+            let (executor, done) = (executor.clone(), finished.clone());
+            // Named so that tools (and the tests) can tell executor threads from the runtime's
+            // helpers, which come and go with timers and blocking calls.
+            let started = std::thread::Builder::new()
+                .name(WORKER_THREAD.to_owned())
+                .spawn_scoped(scope, move || {
+                    smol::block_on(executor.run(done.cancelled()));
+                });
+            if let Err(e) = started {
+                finished.cancel();
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start an executor thread ({e}); try fewer --threads"),
+                ));
+            }
         }
         let result = smol::block_on(executor.run(serve(&options, executor.clone())));
         finished.cancel();
