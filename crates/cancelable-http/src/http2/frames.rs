@@ -537,32 +537,20 @@ mod tests {
                 Got::Frame(WINDOW_UPDATE, 0, 3, 0, vec![]),
             ]
         );
+        let whole = by_kind(whole);
         for i in 0..=bytes.len() {
-            let once = split(&bytes, &[i]);
-            assert_eq!(settings_of(&once), settings_of(&whole), "split at {i}");
-            assert_eq!(frames_of(&once), frames_of(&whole), "split at {i}");
+            assert_eq!(by_kind(split(&bytes, &[i])), whole, "split at {i}");
             for j in i..=bytes.len() {
-                let twice = split(&bytes, &[i, j]);
-                assert_eq!(
-                    settings_of(&twice),
-                    settings_of(&whole),
-                    "split at {i}, {j}"
-                );
-                assert_eq!(frames_of(&twice), frames_of(&whole), "split at {i}, {j}");
+                let twice = by_kind(split(&bytes, &[i, j]));
+                assert_eq!(twice, whole, "split at {i}, {j}");
             }
         }
     }
 
-    /// A frame may be handed over before or after the parameters of its payload, depending
-    /// on where the bytes split; each kind keeps its order.
-    fn frames_of(got: &[Got]) -> Vec<&Got> {
-        got.iter().filter(|g| matches!(g, Got::Frame(..))).collect()
-    }
-
-    fn settings_of(got: &[Got]) -> Vec<&Got> {
-        got.iter()
-            .filter(|g| matches!(g, Got::Setting(..)))
-            .collect()
+    /// The frames, then the SETTINGS parameters, each in the order handed over: a frame may
+    /// come before or after the parameters of its payload, depending on where the bytes split.
+    fn by_kind(got: Vec<Got>) -> (Vec<Got>, Vec<Got>) {
+        got.into_iter().partition(|g| matches!(g, Got::Frame(..)))
     }
 
     fn watch() -> (Watch, Instant) {

@@ -132,8 +132,9 @@ impl<K: Flavor> Shared<K> {
     /// Records the terminal status, once: later calls change nothing and return `false`.
     ///
     /// The clock is read only if someone can see the end time: a registry, a status callback,
-    /// or another handle than the caller's `this` (a clone of the context, which a later
-    /// snapshot could be made from). With `this` the only handle none can be made any more.
+    /// or a handle other than the caller's `this` (a clone of the context, which a later
+    /// snapshot could be made from). While `this` is the only handle, no other can be made:
+    /// there is no weak handle, and `current()` only clones a context that is being polled.
     ///
     /// # Safety
     /// As for [`start`](Self::start).
